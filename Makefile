@@ -1,0 +1,66 @@
+# voicedesk: `make dev` runs the whole stack locally, `make test` runs every test.
+# Both install what they need first and are safe to re-run.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+LIVEKIT_SERVER_VERSION := v1.13.5
+# Built tools are cached outside the checkout, so a fresh clone on the same machine reuses them.
+CACHE_DIR ?= $(HOME)/.cache/voicedesk
+TOOLS_BIN := $(CACHE_DIR)/bin
+APT_PACKAGES := espeak-ng sox tmux libportaudio2
+VENV := .venv
+
+export PATH := $(TOOLS_BIN):$(CURDIR)/node_modules/.bin:$(HOME)/.local/bin:$(PATH)
+export UV_LINK_MODE := copy
+
+.PHONY: help setup dev test lint system-packages python-deps node-deps livekit-server clean
+
+help:
+	@echo "make dev    run the whole stack locally (LiveKit, Postgres, Auth emulator, token server, agent)"
+	@echo "make test   install what is needed and run every test"
+	@echo "make lint   ruff"
+
+setup: system-packages python-deps node-deps livekit-server
+
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+python-deps:
+	@command -v uv >/dev/null || python3 -m pip install --quiet --user uv
+	uv sync --frozen --quiet
+
+node-deps: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+livekit-server: $(TOOLS_BIN)/livekit-server-$(LIVEKIT_SERVER_VERSION)
+
+$(TOOLS_BIN)/livekit-server-$(LIVEKIT_SERVER_VERSION):
+	@command -v go >/dev/null || { echo "Go is required to build livekit-server (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(TOOLS_BIN) $(CACHE_DIR)/go-build
+	GOBIN=$(CACHE_DIR)/go-build go install github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_SERVER_VERSION)
+	install -m 0755 $(CACHE_DIR)/go-build/server $(TOOLS_BIN)/livekit-server
+	$(TOOLS_BIN)/livekit-server --version | grep -q "$(LIVEKIT_SERVER_VERSION:v%=%)"
+	@touch $@
+
+dev: setup
+	uv run --frozen voicedesk dev
+
+test: setup
+	uv run --frozen pytest
+
+lint: python-deps
+	uv run --frozen ruff check .
+	uv run --frozen ruff format --check .
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache

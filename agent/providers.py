@@ -1,0 +1,52 @@
+"""Build the speech pipeline's providers from settings.
+
+Plugins are imported at module top level: LiveKit plugins must register on the main thread.
+"""
+
+from __future__ import annotations
+
+from livekit.agents import inference
+from livekit.plugins import deepgram, elevenlabs, openai, silero
+
+from agent.settings import AgentSettings
+
+
+def load_vad() -> silero.VAD:
+    """Silero's ONNX model ships in the wheel: loading needs no network."""
+    return silero.VAD.load()
+
+
+def build_stt(settings: AgentSettings) -> deepgram.STT:
+    kwargs = {"base_url": settings.deepgram_base_url} if settings.deepgram_base_url else {}
+    return deepgram.STT(
+        model=settings.stt_model,
+        language=settings.stt_language,
+        api_key=settings.deepgram_api_key.get_secret_value(),
+        **kwargs,
+    )
+
+
+def build_llm(settings: AgentSettings) -> openai.LLM:
+    kwargs = {"base_url": settings.openai_base_url} if settings.openai_base_url else {}
+    return openai.LLM(model=settings.llm_model, api_key=settings.openai_api_key.get_secret_value(), **kwargs)
+
+
+def build_tts(settings: AgentSettings, voice_id: str | None = None) -> elevenlabs.TTS:
+    """``voice_id`` is the caller's own choice from their settings, when they made one."""
+    kwargs = {"base_url": settings.elevenlabs_base_url} if settings.elevenlabs_base_url else {}
+    return elevenlabs.TTS(
+        voice_id=voice_id or settings.elevenlabs_voice_id,
+        model=settings.elevenlabs_model,
+        api_key=settings.elevenlabs_api_key.get_secret_value(),
+        voice_settings=elevenlabs.VoiceSettings(
+            stability=settings.elevenlabs_stability,
+            similarity_boost=settings.elevenlabs_similarity_boost,
+            speed=settings.elevenlabs_speed,
+        ),
+        **kwargs,
+    )
+
+
+def build_turn_detector() -> inference.TurnDetector:
+    """The local `v1-mini` model from the livekit-local-inference wheel: works offline."""
+    return inference.TurnDetector(version="v1-mini")

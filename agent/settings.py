@@ -1,0 +1,121 @@
+"""Worker configuration: LiveKit, the three providers and the database, validated at start-up."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AgentSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
+
+    app_env: Literal["dev", "test", "production"] = Field(
+        default="production", description="Deployment environment.", examples=["dev"]
+    )
+    agent_name: str = Field(
+        default="voicedesk",
+        min_length=1,
+        description="Name the worker registers for explicit dispatch; the token server dispatches it.",
+        examples=["voicedesk"],
+    )
+    agent_mode: Literal["pipeline"] = Field(
+        default="pipeline", description="Speech pipeline: STT -> LLM -> TTS.", examples=["pipeline"]
+    )
+
+    livekit_url: str = Field(
+        pattern=r"^(wss?|https?)://",
+        description="LiveKit server URL the worker registers with.",
+        examples=["ws://127.0.0.1:7880"],
+    )
+    livekit_api_key: str = Field(min_length=1, description="LiveKit API key.", examples=["devkey"])
+    livekit_api_secret: SecretStr = Field(
+        min_length=1, description="LiveKit API secret.", examples=["a-long-random-secret"]
+    )
+
+    openai_api_key: SecretStr = Field(
+        description="API key of the OpenAI-compatible LLM server.", examples=["sk-..."]
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="OpenAI-compatible API base URL (Ollama, vLLM, ...). Unset: api.openai.com.",
+        examples=["http://127.0.0.1:11434/v1"],
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Chat model name.", examples=["gpt-4o-mini"])
+
+    deepgram_api_key: SecretStr = Field(description="Deepgram API key (speech to text).", examples=["dg-..."])
+    deepgram_base_url: str | None = Field(
+        default=None,
+        pattern=r"^(wss?|https?)://",
+        description="Deepgram live transcription endpoint. Unset: Deepgram's cloud.",
+        examples=["wss://api.deepgram.com/v1/listen"],
+    )
+    stt_model: str = Field(default="nova-3", description="Deepgram model.", examples=["nova-3"])
+    stt_language: str = Field(default="en-US", description="Language the caller speaks.", examples=["en-US"])
+
+    elevenlabs_api_key: SecretStr = Field(
+        validation_alias=AliasChoices("ELEVENLABS_API_KEY", "ELEVEN_API_KEY"),
+        description="ElevenLabs API key (text to speech).",
+        examples=["sk_..."],
+    )
+    elevenlabs_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="ElevenLabs API base URL. Unset: ElevenLabs' cloud.",
+        examples=["https://api.elevenlabs.io/v1"],
+    )
+    elevenlabs_voice_id: str = Field(
+        default="21m00Tcm4TlvDq8ikWAM",
+        min_length=1,
+        description="Default ElevenLabs voice.",
+        examples=["21m00Tcm4TlvDq8ikWAM"],
+    )
+    elevenlabs_model: str = Field(
+        default="eleven_flash_v2_5", description="ElevenLabs model.", examples=["eleven_flash_v2_5"]
+    )
+    elevenlabs_stability: float = Field(
+        default=0.5, ge=0, le=1, description="Voice stability.", examples=[0.5]
+    )
+    elevenlabs_similarity_boost: float = Field(
+        default=0.75, ge=0, le=1, description="Voice similarity boost.", examples=[0.75]
+    )
+    elevenlabs_speed: float = Field(
+        default=1.0, ge=0.7, le=1.2, description="Speaking speed.", examples=[1.0]
+    )
+
+    min_endpointing_delay: float = Field(
+        default=0.4,
+        ge=0,
+        le=5,
+        description="Seconds of silence before the turn detector may end the caller's turn.",
+        examples=[0.4],
+    )
+    max_endpointing_delay: float = Field(
+        default=2.5,
+        ge=0.1,
+        le=10,
+        description="Longest wait for the caller to go on when the turn seems unfinished.",
+        examples=[2.5],
+    )
+    worker_num_idle_processes: int | None = Field(
+        default=None,
+        ge=0,
+        description="Job processes kept warm. Unset: LiveKit's default (0 in dev, one per core in start).",
+        examples=[2],
+    )
+    worker_http_port: int = Field(
+        default=8081,
+        ge=0,
+        le=65535,
+        description="Port of the worker's health/status HTTP server (0: any free port).",
+        examples=[8081],
+    )
+    worker_max_calls: int | None = Field(
+        default=None,
+        ge=1,
+        description="Concurrent calls one worker accepts before LiveKit sends calls elsewhere. "
+        "Unset: LiveKit's CPU-based load (full at 70% CPU), which a busy shared host can trip.",
+        examples=[8],
+    )

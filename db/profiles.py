@@ -1,0 +1,88 @@
+"""Repository for `profiles` and `user_settings`: who is calling and how they like to be served."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from psycopg_pool import AsyncConnectionPool
+
+_COLUMNS = (
+    "id, firebase_uid, phone_e164, display_name, email, subscription_tier, "
+    "last_interaction_summary, last_interaction_at"
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    id: uuid.UUID
+    firebase_uid: str | None
+    phone_e164: str | None
+    display_name: str | None
+    email: str | None
+    subscription_tier: str
+    last_interaction_summary: str | None
+    last_interaction_at: datetime | None
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    voice_id: str | None
+    greeting: str | None
+    language: str
+
+
+async def ensure_profile(
+    pool: AsyncConnectionPool,
+    *,
+    firebase_uid: str,
+    email: str | None,
+    display_name: str | None,
+    phone_e164: str | None,
+) -> Profile:
+    """Return the profile for ``firebase_uid``, creating it from the token's claims the first time.
+
+    Existing values are kept: a later token does not overwrite what the user changed. A phone
+    number already on another profile is not attached (linking numbers needs verification).
+    """
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"""
+            insert into profiles (firebase_uid, email, display_name, phone_e164)
+            values (%(uid)s, %(email)s, %(name)s,
+                    case when exists (select 1 from profiles where phone_e164 = %(phone)s)
+                         then null else %(phone)s end)
+            on conflict (firebase_uid) do update
+              set email = coalesce(profiles.email, excluded.email),
+                  display_name = coalesce(profiles.display_name, excluded.display_name)
+            returning {_COLUMNS}
+            """,
+            {"uid": firebase_uid, "email": email, "name": display_name, "phone": phone_e164},
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return Profile(**row)
+
+
+async def get_profile(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> Profile | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"select {_COLUMNS} from profiles where id = %s", (profile_id,))
+        row = await cur.fetchone()
+    return Profile(**row) if row else None
+
+
+async def get_profile_by_uid(pool: AsyncConnectionPool, firebase_uid: str) -> Profile | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"select {_COLUMNS} from profiles where firebase_uid = %s", (firebase_uid,))
+        row = await cur.fetchone()
+    return Profile(**row) if row else None
+
+
+async def get_user_settings(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> UserSettings | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select voice_id, greeting, language from user_settings where profile_id = %s", (profile_id,)
+        )
+        row = await cur.fetchone()
+    return UserSettings(**row) if row else None

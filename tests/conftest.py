@@ -1,0 +1,83 @@
+"""Session fixtures for the real components every integration and end-to-end test shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.agent_worker import start_worker
+from tests.support.firebase_emulator import FirebaseAuthEmulator, start_auth_emulator
+from tests.support.livekit_server import LiveKitServer, start_livekit
+from tests.support.postgres import fresh_database
+from tests.support.processes import Service
+from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+from tests.support.token_server import TokenServer, start_token_server, token_server_env
+
+
+@pytest.fixture(scope="session")
+def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("stack")
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """A new, migrated database on a real Postgres with pgvector."""
+    # A fixed parent under /tmp: pgserver relaxes permissions on the data dir's parents as root.
+    return fresh_database(Path("/tmp/voicedesk-test/pgdata"))
+
+
+@pytest.fixture(scope="session")
+def livekit_server(work_dir: Path) -> Iterator[LiveKitServer]:
+    server = start_livekit(work_dir / "livekit")
+    yield server
+    server.service.stop()
+
+
+@pytest.fixture(scope="session")
+def provider_emulators(work_dir: Path) -> Iterator[ProviderEmulators]:
+    emulators = start_provider_emulators(work_dir / "emulators")
+    yield emulators
+    emulators.stop()
+
+
+@pytest.fixture(scope="session")
+def agent_worker(
+    work_dir: Path, livekit_server: LiveKitServer, provider_emulators: ProviderEmulators, database_url: str
+) -> Iterator[Service]:
+    """A real worker process registered with the test LiveKit server, providers emulated."""
+    env = {
+        **livekit_server.env(),
+        **provider_emulators.env(),
+        "DATABASE_URL": database_url,
+        "APP_ENV": "test",
+    }
+    worker = start_worker(work_dir / "worker", env)
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture(scope="session")
+def firebase_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FirebaseAuthEmulator]:
+    emulator = start_auth_emulator(tmp_path_factory.mktemp("firebase-emulator"))
+    yield emulator
+    emulator.service.stop()
+
+
+@pytest.fixture(scope="session")
+def live_token_server(
+    tmp_path_factory: pytest.TempPathFactory,
+    firebase_emulator: FirebaseAuthEmulator,
+    database_url: str,
+    livekit_server: LiveKitServer,
+) -> Iterator[TokenServer]:
+    """The token server with the Auth emulator and the real LiveKit server."""
+    env = {
+        **token_server_env(database_url),
+        **livekit_server.env(),
+        "FIREBASE_AUTH_EMULATOR_HOST": firebase_emulator.host,
+    }
+    server = start_token_server(tmp_path_factory.mktemp("live-token-server"), env, name="live-token-server")
+    yield server
+    server.service.stop()

@@ -1,0 +1,76 @@
+"""The worker refuses to start on a missing or malformed setting, naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agent.settings import AgentSettings
+from tests.support.processes import REPO_ROOT
+from voicedesk.config import SettingsError, load_settings
+
+VALID = {
+    "LIVEKIT_URL": "ws://127.0.0.1:7880",
+    "LIVEKIT_API_KEY": "key",
+    "LIVEKIT_API_SECRET": "secret",
+    "OPENAI_API_KEY": "sk-test",
+    "DEEPGRAM_API_KEY": "dg-test",
+    "ELEVENLABS_API_KEY": "el-test",
+}
+
+
+def _run_worker(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in AgentSettings.model_fields
+        and not k.startswith(("LIVEKIT_", "OPENAI_", "DEEPGRAM_", "ELEVEN"))
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "agent", "start"],
+        env={**clean, "DATABASE_URL": "postgresql://unused/db", **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_worker_stops_on_a_malformed_setting_and_names_it() -> None:
+    result = _run_worker({**VALID, "ELEVENLABS_STABILITY": "very"})
+    assert result.returncode == 2
+    assert "ELEVENLABS_STABILITY is invalid" in result.stderr
+    assert "example: ELEVENLABS_STABILITY=0.5" in result.stderr
+    assert "registered worker" not in result.stdout + result.stderr
+
+
+def test_worker_stops_on_a_missing_key_and_names_it() -> None:
+    env = {k: v for k, v in VALID.items() if k != "DEEPGRAM_API_KEY"}
+    result = _run_worker(env)
+    assert result.returncode == 2
+    assert "DEEPGRAM_API_KEY is not set" in result.stderr
+    assert "what it is for: Deepgram API key" in result.stderr
+
+
+def test_either_elevenlabs_variable_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in VALID.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("ELEVENLABS_API_KEY")
+    monkeypatch.setenv("ELEVEN_API_KEY", "from-plugin-name")
+    assert (
+        load_settings(AgentSettings, _env_file=None).elevenlabs_api_key.get_secret_value()
+        == "from-plugin-name"
+    )
+    monkeypatch.delenv("ELEVEN_API_KEY")
+    with pytest.raises(SettingsError):
+        load_settings(AgentSettings, _env_file=None)
+
+
+def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in VALID.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(AgentSettings, _env_file=None)
+    assert "sk-test" not in repr(settings) and "el-test" not in str(settings)

@@ -1,0 +1,1 @@
+"""voicedesk: shared configuration helpers and the `voicedesk` command line."""
