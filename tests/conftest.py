@@ -10,7 +10,7 @@ import pytest
 from tests.support.agent_worker import start_worker
 from tests.support.firebase_emulator import FirebaseAuthEmulator, start_auth_emulator
 from tests.support.livekit_server import LiveKitServer, start_livekit
-from tests.support.postgres import fresh_database
+from tests.support.postgres import drop_database, fresh_database, stop_test_server
 from tests.support.processes import Service
 from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
 from tests.support.token_server import TokenServer, start_token_server, token_server_env
@@ -22,10 +22,12 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def database_url() -> str:
-    """A new, migrated database on a real Postgres with pgvector."""
-    # A fixed parent under /tmp: pgserver relaxes permissions on the data dir's parents as root.
-    return fresh_database(Path("/tmp/voicedesk-test/pgdata"))
+def database_url() -> Iterator[str]:
+    """A new, migrated database on a real Postgres with pgvector; dropped, server stopped, after."""
+    url = fresh_database()
+    yield url
+    drop_database(url)
+    stop_test_server()
 
 
 @pytest.fixture(scope="session")

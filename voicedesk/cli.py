@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
     db.add_parser("seed", help="load supabase/seed.sql (demo data)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # its start-up chatter is not news
 
     if args.command == "dev":
         from voicedesk.dev_stack import run

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
+from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from db.migrations import apply_migrations, apply_seed, discover
-from tests.support.postgres import fresh_database
+from tests.support.postgres import drop_database, fresh_database
 
 
 @pytest.fixture(scope="module")
-def db_url() -> str:
-    return fresh_database(Path("/tmp/voicedesk-test/pgdata"))
+def db_url() -> Iterator[str]:
+    url = fresh_database()
+    yield url
+    drop_database(url)
 
 
 def test_migrations_apply_once_and_are_recorded_like_supabase(db_url: str) -> None:
