@@ -13,7 +13,6 @@ APT_PACKAGES := espeak-ng sox tmux libportaudio2
 VENV := .venv
 
 export PATH := $(TOOLS_BIN):$(CURDIR)/node_modules/.bin:$(HOME)/.local/bin:$(PATH)
-export UV_LINK_MODE := copy
 
 .PHONY: help setup dev test lint system-packages python-deps node-deps livekit-server clean
 

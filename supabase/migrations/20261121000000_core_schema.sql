@@ -42,8 +42,8 @@ create table public.profiles (
   phone_e164 text unique check (phone_e164 ~ '^\+[1-9][0-9]{6,14}$'),
   display_name text,
   email text,
-  subscription_tier text not null default 'free'
-    check (subscription_tier in ('free', 'pro', 'enterprise')),
+  subscription_tier text not null default 'basic'
+    check (subscription_tier in ('basic', 'pro', 'enterprise')),
   last_interaction_summary text,
   last_interaction_at timestamptz,
   created_at timestamptz not null default now(),
