@@ -14,11 +14,12 @@ VENV := .venv
 
 export PATH := $(TOOLS_BIN):$(CURDIR)/node_modules/.bin:$(HOME)/.local/bin:$(PATH)
 
-.PHONY: help setup dev test lint system-packages python-deps node-deps livekit-server clean
+.PHONY: help setup dev test bench lint system-packages python-deps node-deps livekit-server clean
 
 help:
 	@echo "make dev    run the whole stack locally (LiveKit, Postgres, Auth emulator, token server, agent)"
 	@echo "make test   install what is needed and run every test"
+	@echo "make bench  benchmarks; JSON results in bench/results/"
 	@echo "make lint   ruff"
 
 setup: system-packages python-deps node-deps livekit-server
@@ -56,6 +57,10 @@ dev: setup
 
 test: setup
 	uv run --frozen pytest
+
+bench: setup
+	uv run --frozen python -m bench.kb_eval
+	uv run --frozen python -m bench.kb_search
 
 lint: python-deps
 	uv run --frozen ruff check .

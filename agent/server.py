@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 
 from livekit.agents import AgentServer, AgentSession, CloseEvent, JobContext, JobProcess, room_io
 from livekit.agents.voice.events import CloseReason
@@ -17,14 +18,20 @@ from agent import providers
 from agent.call_metadata import parse_call_metadata
 from agent.call_record import CallRecord
 from agent.caller import Caller, load_caller
+from agent.retrieval import Retrieval
 from agent.settings import AgentSettings
+from agent.summary import summarize
 from agent.voice_agent import VoiceDeskAgent
+from db import calls, profiles
 from db.pool import open_pool
+from knowledge.embeddings import build_embedder
+from knowledge.settings import KnowledgeSettings
 from voicedesk.config import load_settings
 
 logger = logging.getLogger("voicedesk.agent")
 
 settings = load_settings(AgentSettings)
+kb_settings = load_settings(KnowledgeSettings)
 
 _END_REASONS = {
     CloseReason.PARTICIPANT_DISCONNECTED: "caller_hung_up",
@@ -36,8 +43,9 @@ _END_REASONS = {
 
 
 def prewarm(proc: JobProcess) -> None:
-    """Runs once per job process before any call: load the VAD model off the call's clock."""
+    """Runs once per job process before any call: load models off the call's clock."""
     proc.userdata["vad"] = providers.load_vad()
+    proc.userdata["embedder"] = build_embedder(kb_settings)
 
 
 def _load_by_calls(server: AgentServer) -> float:
@@ -75,9 +83,10 @@ async def entrypoint(ctx: JobContext) -> None:
         logger.warning("caller profile not loaded in time; continuing without it")
         caller = Caller()
 
+    model = providers.build_llm(settings)
     session: AgentSession = AgentSession(
         stt=providers.build_stt(settings),
-        llm=providers.build_llm(settings),
+        llm=model,
         tts=providers.build_tts(settings, voice_id=caller.settings.voice_id if caller.settings else None),
         vad=ctx.proc.userdata["vad"],
         turn_handling={
@@ -102,11 +111,33 @@ async def entrypoint(ctx: JobContext) -> None:
 
     session.on("close", on_close)
 
+    retrieval = Retrieval(
+        pool,
+        ctx.proc.userdata["embedder"],
+        caller_tier=caller.profile.subscription_tier if caller.profile else None,
+        limit=kb_settings.kb_search_limit,
+    )
+    session.on("user_input_transcribed", retrieval.on_transcript)
+
     async def finish() -> None:
         # One callback, in order: LiveKit runs shutdown callbacks concurrently.
         if record is not None:
             await record.finish(end_reason)
+            await remember(record.call_id)
+        logger.info("retrieval %s", retrieval.stats)
         await pool.close()
+
+    async def remember(call_id: uuid.UUID) -> None:
+        """Runs after every call, also when the caller just hung up."""
+        summary = await summarize(model, session.history)
+        if summary is None:
+            return
+        try:
+            await calls.set_summary(pool, call_id, summary)
+            if caller.profile is not None:
+                await profiles.remember_last_interaction(pool, caller.profile.id, summary)
+        except Exception:
+            logger.exception("could not store the call summary")
 
     ctx.add_shutdown_callback(finish)
     if record is not None:
@@ -114,7 +145,7 @@ async def entrypoint(ctx: JobContext) -> None:
         record.attach(session)
 
     await session.start(
-        agent=VoiceDeskAgent(caller),
+        agent=VoiceDeskAgent(caller, retrieval, min_similarity=kb_settings.kb_min_similarity),
         room=ctx.room,
         room_options=room_io.RoomOptions(close_on_disconnect=True),
         record=False,  # voicedesk keeps its own record; nothing goes to LiveKit Cloud

@@ -96,6 +96,11 @@ async def complete_call(
         )
 
 
+async def set_summary(pool: AsyncConnectionPool, call_id: uuid.UUID, summary: str) -> None:
+    async with pool.connection() as conn:
+        await conn.execute("update calls set summary = %s where id = %s", (summary, call_id))
+
+
 async def get_call(pool: AsyncConnectionPool, call_id: uuid.UUID | str) -> dict[str, Any] | None:
     async with pool.connection() as conn:
         cur = await conn.execute("select * from calls where id = %s", (call_id,))

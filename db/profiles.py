@@ -65,6 +65,16 @@ async def ensure_profile(
     return Profile(**row)
 
 
+async def remember_last_interaction(pool: AsyncConnectionPool, profile_id: uuid.UUID, summary: str) -> None:
+    """What the agent will know about this caller's previous call next time."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            "update profiles set last_interaction_summary = %s, last_interaction_at = now(),"
+            " updated_at = now() where id = %s",
+            (summary, profile_id),
+        )
+
+
 async def get_profile(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> Profile | None:
     async with pool.connection() as conn:
         cur = await conn.execute(f"select {_COLUMNS} from profiles where id = %s", (profile_id,))

@@ -21,13 +21,19 @@ def work_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("stack")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_postgres_after_the_run() -> Iterator[None]:
+    """Whichever test started this run's embedded Postgres, nothing is left running after it."""
+    yield
+    stop_test_server()
+
+
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """A new, migrated database on a real Postgres with pgvector; dropped, server stopped, after."""
+    """A new, migrated database on a real Postgres with pgvector; dropped afterwards."""
     url = fresh_database()
     yield url
     drop_database(url)
-    stop_test_server()
 
 
 @pytest.fixture(scope="session")

@@ -136,12 +136,21 @@ def run() -> None:
         if not any(env.get(k) for k in keys):
             emulated.append((provider, " or ".join(keys)))
             env.update(emulator_env)
+    if not env.get("EMBEDDING_PROVIDER") and any(k == "OPENAI_API_KEY" for _, k in emulated):
+        env["EMBEDDING_PROVIDER"] = "local"  # real semantic search offline, no key needed
     if emulated:
         emu = _start(
             "provider-emulators", [sys.executable, "-m", "tests.emulators", "--port", str(EMULATOR_PORT)], env
         )
         running.append(Running("Provider emulators", f"http://127.0.0.1:{EMULATOR_PORT}", emu))
         _wait_http(f"http://127.0.0.1:{EMULATOR_PORT}/_emulator/health", emu, "provider-emulators")
+
+    kb_log = open(LOG_DIR / "kb-ingest.log", "wb")  # noqa: SIM115
+    ingest = subprocess.run(
+        [sys.executable, "-m", "voicedesk", "kb", "ingest", "kb/demo"], cwd=ROOT, env=env, stdout=kb_log, stderr=kb_log
+    )
+    if ingest.returncode != 0:
+        print(f"warning: ingesting kb/demo failed; see {LOG_DIR / 'kb-ingest.log'}")
 
     ts = _start("token-server", [sys.executable, "-m", "token_server"], env)
     running.append(Running("Token server", TOKEN_SERVER, ts))
@@ -152,6 +161,7 @@ def run() -> None:
 
     print("\nvoicedesk dev stack is running:")
     print(f"  {'Postgres + pgvector':<24} {db_where} ({len(applied)} new migration(s), demo profile seeded)")
+    print(f"  {'Knowledge base':<24} kb/demo ingested, {env.get('EMBEDDING_PROVIDER', 'openai')} embeddings")
     for r in running:
         print(f"  {r.name:<24} {r.where}")
     for provider, keys in emulated:

@@ -6,19 +6,13 @@ OpenAI and ElevenLabs plugins talking to the provider emulators) -> Postgres.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
 from pathlib import Path
 
-import httpx
 import pytest
-from livekit import api
 
-from db import calls
-from db.pool import open_pool
 from tests.support.audio import read_pcm, synthesize
-from tests.support.rtc_caller import Caller
+from tests.support.web_call import join_call, stored_call, stored_turns
 
 QUESTION = "What are your opening hours?"
 ANSWER = "We are open from nine to five, Monday to Friday."
@@ -39,21 +33,13 @@ async def test_web_call_end_to_end(
     question_audio,
 ) -> None:
     provider_emulators.reset()
-    provider_emulators.script(stt=[QUESTION], llm=[{"text": ANSWER}])
+    provider_emulators.script(stt=[QUESTION], llm=[{"text": ANSWER, "when": QUESTION}])
     user = firebase_emulator.sign_up(display_name="Riley Tester")
 
-    async with httpx.AsyncClient(base_url=live_token_server.url, timeout=10) as http:
-        resp = await http.post("/token", json={}, headers={"Authorization": f"Bearer {user.id_token}"})
-    assert resp.status_code == 201, resp.text
-    body = resp.json()
-    assert body["server_url"] == livekit_server.url
-    grant = api.TokenVerifier(livekit_server.api_key, livekit_server.api_secret).verify(
-        body["participant_token"]
+    caller, room_name = await join_call(
+        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret
     )
-    room_name = grant.video.room
-
-    caller = Caller()
-    await caller.connect(body["server_url"], body["participant_token"])
+    assert caller.server_url == livekit_server.url
     try:
         # The agent is dispatched by the token's room_config and joins within 3 s.
         await caller.wait_for(lambda: caller.agent_joined_at is not None, 3.0, "the agent to join")
@@ -75,34 +61,21 @@ async def test_web_call_end_to_end(
         await caller.close()
 
     # What the LLM was asked contains the question as the STT emulator transcribed it.
-    llm_requests = provider_emulators.log("llm")
-    assert any(QUESTION in str(r) for r in llm_requests)
+    assert any(QUESTION in str(r) for r in provider_emulators.log("llm"))
 
     # After the caller leaves, the call row is completed and both turns are stored in order.
-    pool = await open_pool(database_url)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            async with pool.connection() as conn:
-                cur = await conn.execute("select * from calls where room_name = %s", (room_name,))
-                row = await cur.fetchone()
-            if (row and row["status"] == "completed") or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(0.25)
-        assert row is not None, "no calls row for the room"
-        assert row["status"] == "completed"
-        assert row["channel"] == "web" and row["direction"] == "inbound"
-        assert row["end_reason"] == "caller_hung_up"
-        assert row["duration_seconds"] and row["duration_seconds"] > 1
-        assert row["started_by"] == user.uid
-        turns = await calls.list_turns(pool, uuid.UUID(str(row["id"])))
-    finally:
-        await pool.close()
-
+    row = await stored_call(database_url, room_name)
+    assert row["status"] == "completed"
+    assert row["channel"] == "web" and row["direction"] == "inbound"
+    assert row["end_reason"] == "caller_hung_up"
+    assert row["duration_seconds"] and row["duration_seconds"] > 1
+    assert row["started_by"] == user.uid
+    turns = await stored_turns(database_url, row["id"])
     spoken = [(t["role"], t["content"]) for t in turns if t["role"] != "tool"]
     assert spoken[0] == ("assistant", greeting)
     assert ("user", QUESTION) in spoken and ("assistant", ANSWER) in spoken
     assert spoken.index(("user", QUESTION)) < spoken.index(("assistant", ANSWER))
-    assert [t["sequence"] for t in turns] == sorted(t["sequence"] for t in turns)
+    assert [t["sequence"] for t in turns] == list(range(len(turns)))
     answer_turn = next(t for t in turns if t["content"] == ANSWER)
     assert answer_turn["started_at"] is not None and answer_turn["interrupted"] is False
+    assert answer_turn["latency"].get("e2e_ms", 0) > 0

@@ -55,6 +55,25 @@ def default_answer(messages: list[dict[str, Any]]) -> str:
     return f"You said: {said}." if said else "Hello! How can I help you today?"
 
 
+def answer_from_tool(messages: list[dict[str, Any]]) -> str:
+    """What a grounded model says after a knowledge-base tool call: the top passage's first
+    sentence, or "I don't know" when the tool found nothing. Lets tests check that the spoken
+    answer really comes from what retrieval returned, not from the script."""
+    for msg in reversed(messages):
+        if msg.get("role") != "tool":
+            continue
+        try:
+            result = json.loads(_text_of(msg.get("content")))
+        except ValueError:
+            break
+        passages = result.get("passages") or [] if isinstance(result, dict) else []
+        if passages:
+            first = re.split(r"(?<=[.!?])\s", str(passages[0].get("text", "")).strip(), maxsplit=1)[0]
+            return first.lstrip("# ").strip()
+        return "I'm sorry, I don't know that. Would you like me to connect you with a person?"
+    return "There was no tool result to answer from."
+
+
 def _tokens(text: str) -> list[str]:
     """Word-ish pieces with their leading space, the way OpenAI deltas look."""
     return re.findall(r"\s*\S+", text) or ([text] if text else [])
@@ -104,6 +123,8 @@ class OpenAIEmulator:
         tools = [t.get("function", {}).get("name") for t in body.get("tools") or []]
         user_text = last_user_text(messages)
         item = self.state.next_llm_item(user_text) or {"text": default_answer(messages)}
+        if item.get("answer_from_tool"):
+            item = {"text": answer_from_tool(messages)}
         fault = self.state.take_fault("llm")
         self.state.record(
             "llm",

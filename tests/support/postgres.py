@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from pathlib import Path
 
@@ -11,7 +12,9 @@ import psycopg
 from db.embedded import start_embedded, stop_embedded
 from db.migrations import apply_migrations
 
-TEST_DATA_DIR = Path("/tmp/voicedesk-test/pgdata")  # a /tmp parent: pgserver relaxes parents' modes
+# One cluster per test process, so concurrent runs never stop or crash each other's server.
+# Under /tmp because pgserver relaxes the permissions of the data dir's parents when run as root.
+TEST_DATA_DIR = Path(f"/tmp/voicedesk-test/pg-{os.getpid()}")
 
 
 def admin_url(data_dir: Path = TEST_DATA_DIR) -> str:
@@ -36,6 +39,7 @@ def drop_database(url: str, data_dir: Path = TEST_DATA_DIR) -> None:
 
 
 def stop_test_server(data_dir: Path = TEST_DATA_DIR) -> None:
-    """Leave no server behind after the run (a no-op with TEST_DATABASE_URL)."""
+    """Leave no server and no data behind after the run (a no-op with TEST_DATABASE_URL)."""
     if not os.environ.get("TEST_DATABASE_URL"):
         stop_embedded(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)

@@ -34,6 +34,7 @@ class Caller:
     loud_frames: list[float] = field(default_factory=list)  # monotonic time of each loud agent frame
     agent_joined_at: float | None = None
     connected_at: float | None = None
+    server_url: str | None = None
     _speech: asyncio.Queue[np.ndarray] = field(default_factory=asyncio.Queue)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _mic_track_sid: str | None = None
@@ -43,6 +44,7 @@ class Caller:
         self.room.on("track_subscribed", self._on_track)
         self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
+        self.server_url = url
         self.connected_at = time.monotonic()
         for p in self.room.remote_participants.values():
             self._on_participant(p)

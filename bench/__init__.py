@@ -1,0 +1,1 @@
+"""Benchmarks: knowledge-base retrieval quality and search latency, written to ``bench/results/``."""
