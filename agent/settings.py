@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
@@ -98,6 +99,19 @@ class AgentSettings(BaseSettings):
         le=10,
         description="Longest wait for the caller to go on when the turn seems unfinished.",
         examples=[2.5],
+    )
+    recording_enabled: bool = Field(
+        default=True, description="Record every call (both sides, Ogg/Opus) and store it.", examples=[True]
+    )
+    recording_consent_message: str = Field(
+        default="",
+        description="Spoken before the greeting when recording is on (empty: no announcement).",
+        examples=["This call is recorded for quality and training."],
+    )
+    call_journal_dir: Path = Field(
+        default=Path("/var/tmp/voicedesk/journal"),
+        description="Where call-record writes wait while the database is unreachable.",
+        examples=["/var/lib/voicedesk/journal"],
     )
     worker_num_idle_processes: int | None = Field(
         default=None,

@@ -20,13 +20,18 @@ NOT_FOUND = (
 
 
 class VoiceDeskAgent(Agent):
-    def __init__(self, caller: Caller, retrieval: Retrieval | None, min_similarity: float) -> None:
+    def __init__(
+        self, caller: Caller, retrieval: Retrieval | None, min_similarity: float, consent_message: str = ""
+    ) -> None:
         super().__init__(instructions=prompts.instructions(caller.describe()))
         self._caller = caller
         self._retrieval = retrieval
         self._min_similarity = min_similarity
+        self._consent_message = consent_message
 
     async def on_enter(self) -> None:
+        if self._consent_message:  # heard in full before anything else
+            self.session.say(self._consent_message, allow_interruptions=False)
         # A fixed text goes straight to TTS: no LLM round trip before the caller hears us.
         template = self._caller.settings.greeting if self._caller.settings else None
         self.session.say(prompts.greeting(self._caller.name, template=template))

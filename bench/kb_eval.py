@@ -4,7 +4,7 @@ Ingests ``kb/demo`` into a scratch database with the local embedding model (no A
 vectors on every machine), asks every question of ``kb/questions.jsonl`` with the question's
 caller tier, and reports recall@1 and recall@5 over distinct documents, for the hybrid search
 the agent uses (``db.kb.search`` → ``match_kb_chunks``) and, to show what each half contributes,
-for its semantic half (HNSW cosine) and its full-text half (any of the question's words) alone.
+for its semantic half (HNSW cosine) and its full-text half (all of the question's words) alone.
 "agent@5" is what the agent
 actually gets: whether the answering document is among the ``KB_SEARCH_LIMIT`` passages of one
 search call. Every result is also checked against the caller's tier (a leak fails the run).
@@ -43,10 +43,7 @@ SEMANTIC_SQL = """
     order by c.embedding <=> %s limit %s
 """
 FULLTEXT_SQL = """
-    with words as (  -- the same OR-ed query match_kb_chunks builds
-      select to_tsquery('simple', nullif(string_agg(quote_literal(lexeme), ' | '), '')) as query
-      from unnest(tsvector_to_array(to_tsvector('english', %s))) as lexeme
-    )
+    with words as (select websearch_to_tsquery('english', %s) as query)  -- as match_kb_chunks
     select c.id, d.source from kb_chunks c join kb_documents d on d.id = c.document_id, words
     where c.fts @@ words.query and (cardinality(d.tiers) = 0 or %s = any (d.tiers))
     order by ts_rank_cd(c.fts, words.query) desc, c.id

@@ -39,21 +39,46 @@ async def start_call(
     room_name: str,
     profile_id: uuid.UUID | None,
     started_by: str | None,
+    started_at: datetime,
     metadata: dict[str, Any] | None = None,
-) -> None:
-    """Record that the agent is in the call. Idempotent: a restarted job keeps the first start."""
+) -> int:
+    """Record that the agent is in the call; return the next free turn/event sequence.
+
+    Idempotent: a replayed or restarted job keeps the first start and continues the numbering.
+    """
     direction = "outbound" if channel == "pstn_outbound" else "inbound"
     async with pool.connection() as conn:
         await conn.execute(
             """
             insert into calls (id, profile_id, channel, direction, status, room_name, started_by,
-                               answered_at, metadata)
-            values (%s, %s, %s, %s, 'in_progress', %s, %s, now(), %s)
-            on conflict (id) do update set status = 'in_progress',
+                               started_at, answered_at, metadata)
+            values (%s, %s, %s, %s, 'in_progress', %s, %s, %s, %s, %s)
+            on conflict (id) do update set
                 answered_at = coalesce(calls.answered_at, excluded.answered_at)
             """,
-            (call_id, profile_id, channel, direction, room_name, started_by, Jsonb(metadata or {})),
+            (
+                call_id,
+                profile_id,
+                channel,
+                direction,
+                room_name,
+                started_by,
+                started_at,
+                started_at,
+                Jsonb(metadata or {}),
+            ),
         )
+        cur = await conn.execute(
+            """
+            select greatest(
+                (select coalesce(max(sequence) + 1, 0) from call_turns where call_id = %s),
+                (select coalesce(max(sequence) + 1, 0) from call_events where call_id = %s)) as next_sequence
+            """,
+            (call_id, call_id),
+        )
+        row = await cur.fetchone()
+    assert row is not None
+    return int(row["next_sequence"])
 
 
 async def add_turn(pool: AsyncConnectionPool, turn: Turn) -> None:
@@ -82,23 +107,62 @@ async def add_turn(pool: AsyncConnectionPool, turn: Turn) -> None:
         )
 
 
-async def complete_call(
-    pool: AsyncConnectionPool, call_id: uuid.UUID, *, end_reason: str, status: str = "completed"
+async def add_event(
+    pool: AsyncConnectionPool,
+    *,
+    call_id: uuid.UUID,
+    sequence: int,
+    kind: str,
+    detail: dict[str, Any],
+    occurred_at: datetime,
 ) -> None:
-    """Close the call once; the duration is derived by the database from the timestamps."""
+    """Store an event once: replaying the same (call, sequence) changes nothing."""
     async with pool.connection() as conn:
         await conn.execute(
             """
-            update calls set status = %s, end_reason = %s, ended_at = now()
-            where id = %s and ended_at is null
+            insert into call_events (call_id, sequence, kind, detail, occurred_at)
+            values (%s, %s, %s, %s, %s) on conflict (call_id, sequence) do nothing
             """,
-            (status, end_reason, call_id),
+            (call_id, sequence, kind, Jsonb(detail), occurred_at),
         )
 
 
-async def set_summary(pool: AsyncConnectionPool, call_id: uuid.UUID, summary: str) -> None:
+async def complete_call(
+    pool: AsyncConnectionPool,
+    call_id: uuid.UUID,
+    *,
+    end_reason: str,
+    ended_at: datetime,
+    status: str = "completed",
+    degraded: bool = False,
+) -> None:
+    """Close the call once, at the time it really ended (a replay may come much later)."""
     async with pool.connection() as conn:
-        await conn.execute("update calls set summary = %s where id = %s", (summary, call_id))
+        await conn.execute(
+            """
+            update calls set status = %s, end_reason = %s, ended_at = %s, degraded = degraded or %s
+            where id = %s and ended_at is null
+            """,
+            (status, end_reason, ended_at, degraded, call_id),
+        )
+
+
+async def set_recording(pool: AsyncConnectionPool, call_id: uuid.UUID, path: str, duration_s: float) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "update calls set recording_path = %s, recording_duration_seconds = %s where id = %s",
+            (path, duration_s, call_id),
+        )
+
+
+async def set_summary(
+    pool: AsyncConnectionPool, call_id: uuid.UUID, summary: str | None, outcome: str | None
+) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            "update calls set summary = coalesce(%s, summary), outcome = coalesce(%s, outcome) where id = %s",
+            (summary, outcome, call_id),
+        )
 
 
 async def get_call(pool: AsyncConnectionPool, call_id: uuid.UUID | str) -> dict[str, Any] | None:

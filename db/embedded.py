@@ -25,11 +25,13 @@ def start_embedded(data_dir: Path) -> str:
 
 def stop_embedded(data_dir: Path) -> None:
     """Stop the embedded server in ``data_dir`` if it runs (`make dev` does this on Ctrl+C)."""
-    from pgserver import pg_ctl
+    from pgserver import PostgresServer, pg_ctl
 
     if (data_dir / "postmaster.pid").exists():
         user = "pgserver" if os.geteuid() == 0 else None
         pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data_dir, user=user)
+    # pgserver caches one handle per data dir and would hand back the stopped server.
+    PostgresServer._instances.pop(data_dir.expanduser().resolve(), None)
 
 
 def resolve_database_url(settings: DatabaseSettings) -> str:

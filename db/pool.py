@@ -29,6 +29,9 @@ async def open_pool(
         max_size=max_size,
         kwargs={"row_factory": dict_row, "autocommit": True},
         configure=_configure,
+        # Verify a connection before handing it out: after a database restart the pool would
+        # otherwise give out dead connections first.
+        check=AsyncConnectionPool.check_connection,
         open=False,
         name="voicedesk",
     )

@@ -60,6 +60,8 @@ def agent_worker(
         **provider_emulators.env(),
         "DATABASE_URL": database_url,
         "APP_ENV": "test",
+        "CALL_JOURNAL_DIR": str(work_dir / "journal"),
+        "RECORDINGS_DIR": str(work_dir / "recordings"),  # the live token server serves them
     }
     worker = start_worker(work_dir / "worker", env)
     yield worker
@@ -76,6 +78,7 @@ def firebase_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fire
 @pytest.fixture(scope="session")
 def live_token_server(
     tmp_path_factory: pytest.TempPathFactory,
+    work_dir: Path,
     firebase_emulator: FirebaseAuthEmulator,
     database_url: str,
     livekit_server: LiveKitServer,
@@ -85,6 +88,7 @@ def live_token_server(
         **token_server_env(database_url),
         **livekit_server.env(),
         "FIREBASE_AUTH_EMULATOR_HOST": firebase_emulator.host,
+        "RECORDINGS_DIR": str(work_dir / "recordings"),
     }
     server = start_token_server(tmp_path_factory.mktemp("live-token-server"), env, name="live-token-server")
     yield server

@@ -6,23 +6,20 @@ readable message (exit status 2) instead of a traceback inside a worker.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import uvicorn
-from uvicorn.config import LOGGING_CONFIG
 
 from db.embedded import resolve_database_url
 from db.settings import DatabaseSettings
 from token_server.settings import TokenServerSettings
 from voicedesk.config import load_settings
+from voicedesk.logging_setup import token_server_log_config
 
 
-def _log_config() -> dict[str, Any]:
-    """uvicorn's logging, plus our own ``token_server`` loggers at INFO."""
-    config = copy.deepcopy(LOGGING_CONFIG)
-    config["loggers"]["token_server"] = {"handlers": ["default"], "level": "INFO", "propagate": False}
-    return config
+def _log_config(settings: TokenServerSettings) -> dict[str, Any]:
+    """JSON lines in production, readable lines otherwise; PII redacted, request id on each line."""
+    return token_server_log_config(json_logs=settings.app_env == "production")
 
 
 def main() -> None:
@@ -37,7 +34,7 @@ def main() -> None:
         host=settings.token_server_host,
         port=settings.token_server_port,
         workers=settings.token_server_workers,
-        log_config=_log_config(),
+        log_config=_log_config(settings),
         server_header=False,
         timeout_graceful_shutdown=10,
     )

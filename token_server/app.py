@@ -17,23 +17,31 @@ from livekit import api
 from db.embedded import resolve_database_url
 from db.pool import open_pool
 from db.settings import DatabaseSettings
+from db.storage import StorageSettings
 from token_server.auth import FirebaseTokenVerifier
-from token_server.routes import health, token
+from token_server.routes import calls, health, recordings, token
 from token_server.settings import TokenServerSettings
 from voicedesk.config import load_settings
+from voicedesk.logging_setup import RequestIdMiddleware
 
 log = logging.getLogger(__name__)
 
 LIVEKIT_API_TIMEOUT_SECONDS = 5.0
 
 
-def create_app(settings: TokenServerSettings, db_settings: DatabaseSettings | None = None) -> FastAPI:
+def create_app(
+    settings: TokenServerSettings,
+    db_settings: DatabaseSettings | None = None,
+    storage_settings: StorageSettings | None = None,
+) -> FastAPI:
     """Build the app; nothing connects until the lifespan starts, so this is cheap and testable."""
     db_settings = db_settings or load_settings(DatabaseSettings)
+    storage_settings = storage_settings or load_settings(StorageSettings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
+        app.state.storage = storage_settings
         # Firebase first: a bad credential should stop start-up before anything is opened.
         app.state.firebase = FirebaseTokenVerifier(settings)
         # The embedded dev server may take seconds to start; keep the loop free meanwhile.
@@ -61,7 +69,8 @@ def create_app(settings: TokenServerSettings, db_settings: DatabaseSettings | No
 
     app = FastAPI(
         title="voicedesk token server",
-        summary="Firebase-authenticated LiveKit token endpoint (LiveKit token-source contract).",
+        summary="Firebase-authenticated LiveKit token endpoint (LiveKit token-source contract) "
+        "and the operator API (calls, transcripts, recordings).",
         lifespan=lifespan,
         docs_url="/docs" if settings.app_env != "production" else None,
         redoc_url=None,
@@ -74,9 +83,12 @@ def create_app(settings: TokenServerSettings, db_settings: DatabaseSettings | No
         allow_credentials=False,  # auth is a bearer header, never a cookie
         max_age=600,
     )
+    app.add_middleware(RequestIdMiddleware)  # every log line of a request carries its id
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.include_router(health.router)
     app.include_router(token.router)
+    app.include_router(calls.router)
+    app.include_router(recordings.router)
     return app
 
 

@@ -104,6 +104,12 @@ class TokenServerSettings(BaseSettings):
         description="Comma-separated browser origins allowed to call the API (scheme://host[:port]).",
         examples=["https://app.example.com,http://localhost:5173"],
     )
+    public_base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Externally visible base URL of this server; signed links to locally stored "
+        "recordings start with it.",
+        examples=["https://desk.example.com"],
+    )
     token_server_host: str = Field(
         default="127.0.0.1",
         description="Address the HTTP server listens on.",
@@ -129,6 +135,13 @@ class TokenServerSettings(BaseSettings):
     def _livekit_url(cls, value: str) -> str:
         if not re.match(r"^(wss?|https?)://[^/\s]+", value):
             raise ValueError("must be a ws://, wss://, http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_base_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s?#]+(/[^\s?#]*)?$", value):
+            raise ValueError("must be an http:// or https:// URL without query or fragment")
         return value.rstrip("/")
 
     @field_validator("firebase_auth_emulator_host", mode="before")

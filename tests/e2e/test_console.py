@@ -41,6 +41,7 @@ def test_console_text_mode_answers_a_typed_question(
     env = {
         **provider_emulators.env(),
         "DATABASE_URL": database_url,
+        "APP_ENV": "dev",
         "LIVEKIT_URL": "ws://127.0.0.1:7880",  # console mode never connects
         "LIVEKIT_API_KEY": "console",
         "LIVEKIT_API_SECRET": "console-secret-not-used-0123456789",

@@ -6,16 +6,18 @@ OpenAI and ElevenLabs plugins talking to the provider emulators) -> Postgres.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 import pytest
 
 from tests.support.audio import read_pcm, synthesize
-from tests.support.web_call import join_call, stored_call, stored_turns
+from tests.support.web_call import join_call, stored_call, stored_events, stored_turns, summarized
 
 QUESTION = "What are your opening hours?"
 ANSWER = "We are open from nine to five, Monday to Friday."
+SUMMARY = "Caller asked for the opening hours and was told nine to five, Monday to Friday."
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +35,16 @@ async def test_web_call_end_to_end(
     question_audio,
 ) -> None:
     provider_emulators.reset()
-    provider_emulators.script(stt=[QUESTION], llm=[{"text": ANSWER, "when": QUESTION}])
+    provider_emulators.script(
+        stt=[QUESTION],
+        llm=[
+            {"text": ANSWER, "when": QUESTION},
+            {
+                "text": json.dumps({"summary": SUMMARY, "outcome": "resolved"}),
+                "when": "Transcript of the call",
+            },
+        ],
+    )
     user = firebase_emulator.sign_up(display_name="Riley Tester")
 
     caller, room_name = await join_call(
@@ -64,7 +75,7 @@ async def test_web_call_end_to_end(
     assert any(QUESTION in str(r) for r in provider_emulators.log("llm"))
 
     # After the caller leaves, the call row is completed and both turns are stored in order.
-    row = await stored_call(database_url, room_name)
+    row = await stored_call(database_url, room_name, ready=summarized)
     assert row["status"] == "completed"
     assert row["channel"] == "web" and row["direction"] == "inbound"
     assert row["end_reason"] == "caller_hung_up"
@@ -75,7 +86,19 @@ async def test_web_call_end_to_end(
     assert spoken[0] == ("assistant", greeting)
     assert ("user", QUESTION) in spoken and ("assistant", ANSWER) in spoken
     assert spoken.index(("user", QUESTION)) < spoken.index(("assistant", ANSWER))
-    assert [t["sequence"] for t in turns] == list(range(len(turns)))
+    sequences = [t["sequence"] for t in turns]  # turns and events share one ordered timeline
+    assert sequences == sorted(set(sequences))
     answer_turn = next(t for t in turns if t["content"] == ANSWER)
     assert answer_turn["started_at"] is not None and answer_turn["interrupted"] is False
-    assert answer_turn["latency"].get("e2e_ms", 0) > 0
+    user_turn = next(t for t in turns if t["role"] == "user")
+    for stage in ("e2e_ms", "llm_ttft_ms", "tts_ttfb_ms"):
+        assert answer_turn["latency"].get(stage, 0) > 0, (stage, answer_turn["latency"])
+    for stage in ("stt_ms", "end_of_utterance_ms"):
+        assert user_turn["latency"].get(stage, 0) > 0, (stage, user_turn["latency"])
+
+    # A summary with an outcome, and a recording of both sides as long as the call.
+    assert row["summary"] == SUMMARY and row["outcome"] == "resolved"
+    assert row["recording_path"] and row["recording_path"].endswith(".ogg")
+    assert abs(row["recording_duration_seconds"] - row["duration_seconds"]) < 3.0, row
+    events = [e["kind"] for e in await stored_events(database_url, row["id"])]
+    assert "joined" in events and "left" in events

@@ -16,16 +16,17 @@ from tests.support.rtc_caller import Caller
 
 
 async def join_call(
-    token_server_url: str, user: SignedUpUser, api_key: str, api_secret: str
+    token_server_url: str, user: SignedUpUser, api_key: str, api_secret: str, *, agent: str | None = None
 ) -> tuple[Caller, str]:
-    """POST /token as ``user`` and join the new room; returns the caller and the room name."""
+    """POST /token as ``user`` (asking for ``agent`` if given) and join the new room."""
+    body = {"room_config": {"agents": [{"agent_name": agent}]}} if agent else {}
     async with httpx.AsyncClient(base_url=token_server_url, timeout=10) as http:
-        resp = await http.post("/token", json={}, headers={"Authorization": f"Bearer {user.id_token}"})
+        resp = await http.post("/token", json=body, headers={"Authorization": f"Bearer {user.id_token}"})
     assert resp.status_code == 201, resp.text
-    body = resp.json()
-    room_name = api.TokenVerifier(api_key, api_secret).verify(body["participant_token"]).video.room
+    token = resp.json()
+    room_name = api.TokenVerifier(api_key, api_secret).verify(token["participant_token"]).video.room
     caller = Caller()
-    await caller.connect(body["server_url"], body["participant_token"])
+    await caller.connect(token["server_url"], token["participant_token"])
     return caller, room_name
 
 
@@ -64,5 +65,14 @@ async def stored_turns(database_url: str, call_id: Any) -> list[dict[str, Any]]:
         async with pool.connection() as conn:
             cur = await conn.execute(
                 "select * from call_turns where call_id = %s order by sequence", (call_id,)
+            )
+            return await cur.fetchall()
+
+
+async def stored_events(database_url: str, call_id: Any) -> list[dict[str, Any]]:
+    async with AsyncConnectionPool(database_url, kwargs={"row_factory": dict_row}, open=False) as pool:
+        async with pool.connection() as conn:
+            cur = await conn.execute(
+                "select * from call_events where call_id = %s order by sequence", (call_id,)
             )
             return await cur.fetchall()
