@@ -66,10 +66,12 @@ def _load_by_calls(server: AgentServer) -> float:
     return len(server.active_jobs) / settings.worker_max_calls
 
 
+# Without WORKER_MAX_CALLS, LiveKit's own CPU-based load and threshold (off in dev) apply.
+_capacity = {"load_fnc": _load_by_calls, "load_threshold": 0.999} if settings.worker_max_calls else {}
+
 server = AgentServer(
     setup_fnc=prewarm,
-    load_fnc=_load_by_calls if settings.worker_max_calls else None,
-    load_threshold=0.999 if settings.worker_max_calls else 0.7,
+    **_capacity,
     ws_url=settings.livekit_url,
     api_key=settings.livekit_api_key,
     api_secret=settings.livekit_api_secret.get_secret_value(),
@@ -169,8 +171,6 @@ async def entrypoint(ctx: JobContext) -> None:
         record.start()
         record.attach(session)
         metrics.call_started(meta.channel)
-        ctx.room.on("participant_connected", lambda p: _participant_event(record, "joined", p))
-        ctx.room.on("participant_disconnected", lambda p: _participant_event(record, "left", p))
 
     await session.start(
         agent=VoiceDeskAgent(
@@ -184,8 +184,11 @@ async def entrypoint(ctx: JobContext) -> None:
         record=recording.RECORD_AUDIO_ONLY if settings.recording_enabled else False,
     )
     if record is not None:
+        # No await between these: every participant is recorded as joined exactly once.
         for p in ctx.room.remote_participants.values():
             _participant_event(record, "joined", p)
+        ctx.room.on("participant_connected", lambda p: _participant_event(record, "joined", p))
+        ctx.room.on("participant_disconnected", lambda p: _participant_event(record, "left", p))
 
 
 def _participant_event(record: CallRecord, kind: str, participant: rtc.RemoteParticipant) -> None:

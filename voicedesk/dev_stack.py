@@ -90,6 +90,8 @@ def run() -> None:
         CORS_ALLOWED_ORIGINS=env.get("CORS_ALLOWED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000"),
         PYTHONUNBUFFERED="1",
     )
+    # Capacity by call count, not CPU: a busy laptop must not turn callers away in development.
+    env.setdefault("WORKER_MAX_CALLS", "4")
     running: list[Running] = []
     db_settings = load_settings(
         DatabaseSettings, **({"database_url": env["DATABASE_URL"]} if env.get("DATABASE_URL") else {})

@@ -33,9 +33,33 @@ create table public.kb_chunks (
   -- The dimension follows EMBEDDING_DIMENSIONS: `voicedesk kb ingest` retypes the column (and
   -- rebuilds the index) while the table is empty; kb_embedding_config records what is stored.
   embedding extensions.vector(1536) not null,
+  -- A copy of the document's tiers (kept by the triggers below): filtering on a column of the
+  -- row the HNSW scan returns keeps search an index scan; a join or subquery made it a seq scan.
+  tiers text[] not null default '{}',
   created_at timestamptz not null default now(),
   unique (document_id, chunk_index)
 );
+
+create function public.kb_chunks_copy_tiers() returns trigger
+language plpgsql set search_path = public as $$
+begin
+  new.tiers := (select d.tiers from public.kb_documents d where d.id = new.document_id);
+  return new;
+end
+$$;
+create trigger kb_chunks_copy_tiers before insert on public.kb_chunks
+  for each row execute function public.kb_chunks_copy_tiers();
+
+create function public.kb_documents_propagate_tiers() returns trigger
+language plpgsql set search_path = public as $$
+begin
+  update public.kb_chunks set tiers = new.tiers where document_id = new.id;
+  return null;
+end
+$$;
+create trigger kb_documents_propagate_tiers after update of tiers on public.kb_documents
+  for each row when (old.tiers is distinct from new.tiers)
+  execute function public.kb_documents_propagate_tiers();
 comment on table public.kb_chunks is 'Passages of kb_documents, searched by match_kb_chunks().';
 
 create index kb_chunks_fts_idx on public.kb_chunks using gin (fts);
@@ -85,15 +109,11 @@ as $$
     -- points but ranks every chunk sharing any word: 70x slower at 100k chunks (bench/).
     select websearch_to_tsquery('english', query_text) as query
   ),
-  visible_documents as (
-    select d.id from public.kb_documents d
-    where cardinality(d.tiers) = 0 or caller_tier = any (d.tiers)
-  ),
   semantic_candidates as materialized (
-    -- `= any(array(...))` (not a join) keeps this an HNSW index scan with a filter.
+    -- An HNSW index scan filtered on the row's own tiers (iterative scan fills the limit).
     select c.id, c.embedding <=> query_embedding as distance
     from public.kb_chunks c
-    where c.document_id = any (array(select id from visible_documents))
+    where cardinality(c.tiers) = 0 or caller_tier = any (c.tiers)
     order by c.embedding <=> query_embedding
     limit match_count * 4
   ),
@@ -107,7 +127,7 @@ as $$
            ) as rank
     from public.kb_chunks c, words
     where c.fts @@ words.query
-      and c.document_id in (select id from visible_documents)
+      and (cardinality(c.tiers) = 0 or caller_tier = any (c.tiers))
     order by rank
     limit match_count * 4
   ),
