@@ -163,15 +163,3 @@ async def set_summary(
             "update calls set summary = coalesce(%s, summary), outcome = coalesce(%s, outcome) where id = %s",
             (summary, outcome, call_id),
         )
-
-
-async def get_call(pool: AsyncConnectionPool, call_id: uuid.UUID | str) -> dict[str, Any] | None:
-    async with pool.connection() as conn:
-        cur = await conn.execute("select * from calls where id = %s", (call_id,))
-        return await cur.fetchone()
-
-
-async def list_turns(pool: AsyncConnectionPool, call_id: uuid.UUID | str) -> list[dict[str, Any]]:
-    async with pool.connection() as conn:
-        cur = await conn.execute("select * from call_turns where call_id = %s order by sequence", (call_id,))
-        return await cur.fetchall()
