@@ -10,9 +10,11 @@ import asyncio
 import logging
 from pathlib import Path
 
+from livekit import api
 from psycopg_pool import AsyncConnectionPool
 
 from agent import metrics
+from agent.janitor import close_orphaned_calls
 from agent.journal import backlog, journals, locked_if_idle, read_ops
 from agent.record_ops import apply
 from db.pool import open_pool
@@ -40,13 +42,21 @@ async def replay_journals(pool: AsyncConnectionPool, directory: Path) -> int:
     return stored
 
 
-async def run_replayer(database_url: str, directory: Path, interval_s: float = 5.0) -> None:
+async def run_replayer(
+    database_url: str, directory: Path, livekit: api.LiveKitAPI, interval_s: float = 5.0
+) -> None:
+    """Replay journals, then close calls whose agent died with them (see agent/janitor.py)."""
     pool = await open_pool(database_url, min_size=0, max_size=2, wait=False)
     try:
         while True:
-            if journals(directory):
-                await replay_journals(pool, directory)
-            metrics.set_journal_backlog(backlog(directory))
+            try:
+                if journals(directory):
+                    await replay_journals(pool, directory)
+                metrics.set_journal_backlog(backlog(directory))
+                await close_orphaned_calls(pool, livekit, pending={p.stem for p in journals(directory)})
+            except Exception as exc:  # noqa: BLE001 - database or LiveKit away: next round
+                logger.info("journal replayer round skipped: %s", exc)
             await asyncio.sleep(interval_s)
     finally:
         await pool.close()
+        await livekit.aclose()

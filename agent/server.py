@@ -10,7 +10,7 @@ import asyncio
 import logging
 import os
 
-from livekit import rtc
+from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
 from livekit.agents.voice.events import CloseReason
 
@@ -91,10 +91,11 @@ def _on_worker_started() -> None:
         install_redaction()  # LiveKit installs its log handlers just before this event
     install_call_id_from_room()
     # Journals left by calls while the database was away, or by a worker that died.
-    task = asyncio.get_event_loop().create_task(
-        run_replayer(os.environ["DATABASE_URL"], settings.call_journal_dir)
+    livekit = api.LiveKitAPI(
+        settings.livekit_url, settings.livekit_api_key, settings.livekit_api_secret.get_secret_value()
     )
-    _background.add(task)
+    replayer = run_replayer(os.environ["DATABASE_URL"], settings.call_journal_dir, livekit)
+    _background.add(asyncio.get_event_loop().create_task(replayer))
 
 
 _background: set[asyncio.Task[None]] = set()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from livekit import api
 
 from tests.support.agent_worker import start_worker
 from tests.support.audio import read_pcm, synthesize
@@ -134,7 +135,17 @@ async def test_killed_worker_journal_is_replayed_by_the_restarted_worker(
     try:
         await _until(lambda: not list(journal.glob("*.jsonl")), within=30)
         assert not list(journal.glob("*.jsonl")), "the restarted worker did not replay the journal"
+        row = await stored_call(database_url, room, ready=lambda row: True)
+        _assert_once_each(await stored_turns(database_url, row["id"]), "Kai")
+
+        # Nobody will ever write this call's end: once its room is gone, the janitor closes it.
+        async with api.LiveKitAPI(
+            livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
+        ) as lk:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+        closed = await stored_call(
+            database_url, room, ready=lambda row: row["ended_at"] is not None, within=90
+        )
+        assert closed["status"] == "failed" and closed["end_reason"] == "agent_lost" and closed["degraded"]
     finally:
         restarted.stop()
-    row = await stored_call(database_url, room, ready=lambda row: True)
-    _assert_once_each(await stored_turns(database_url, row["id"]), "Kai")
