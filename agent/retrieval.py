@@ -18,6 +18,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from db import kb
 from knowledge.embeddings import Embedder
+from knowledge.search import search_knowledge
 
 logger = logging.getLogger("voicedesk.agent.retrieval")
 
@@ -44,7 +45,6 @@ class SearchResult:
 class _Prefetch:
     text: str
     words: set[str]
-    started: float
     task: asyncio.Task[SearchResult]
 
 
@@ -62,19 +62,19 @@ class Retrieval:
     embedder: Embedder
     caller_tier: str | None
     limit: int = 5
+    min_similarity: float | None = None  # below it a passage is not an answer (KB_MIN_SIMILARITY)
     stats: RetrievalStats = field(default_factory=RetrievalStats)
     _prefetches: list[_Prefetch] = field(default_factory=list)
 
     async def search(self, query: str) -> SearchResult:
         started = time.perf_counter()
-        (embedding,) = await self.embedder.embed([query])
-        passages = await kb.search(
+        passages = await search_knowledge(
             self.pool,
-            query_embedding=embedding,
-            query_text=query,
+            self.embedder,
+            query,
             caller_tier=self.caller_tier,
             limit=self.limit,
-            embedding_model=self.embedder.model,
+            min_similarity=self.min_similarity,
         )
         return SearchResult(passages, (time.perf_counter() - started) * 1000)
 
@@ -91,7 +91,7 @@ class Retrieval:
                 return  # wait for the interim to grow a little before searching again
         task = asyncio.create_task(self.search(ev.transcript), name="kb-prefetch")
         task.add_done_callback(_log_failure)
-        self._prefetches.append(_Prefetch(ev.transcript, words, time.perf_counter(), task))
+        self._prefetches.append(_Prefetch(ev.transcript, words, task))
         del self._prefetches[:-4]
         self.stats.prefetches += 1
 
@@ -112,7 +112,7 @@ class Retrieval:
             try:
                 result = await early.task
             except Exception:  # noqa: BLE001 - an early search that failed is just not used
-                early = None
+                pass
             else:
                 saved = max(result.search_ms - (time.perf_counter() - waited) * 1000, 0.0)
                 self.stats.served_early += 1

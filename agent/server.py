@@ -139,6 +139,8 @@ async def entrypoint(ctx: JobContext) -> None:
         ctx.proc.userdata["embedder"],
         caller_tier=caller.profile.subscription_tier if caller.profile else None,
         limit=kb_settings.kb_search_limit,
+        # Relevance is semantic: sharing a few words with a chunk (full text) is not an answer.
+        min_similarity=kb_settings.kb_min_similarity,
     )
     session.on("user_input_transcribed", retrieval.on_transcript)
     record = CallRecord(pool, meta, ctx.room.name, settings.call_journal_dir, _redact) if meta else None
@@ -177,7 +179,6 @@ async def entrypoint(ctx: JobContext) -> None:
         agent=VoiceDeskAgent(
             caller,
             retrieval,
-            min_similarity=kb_settings.kb_min_similarity,
             consent_message=settings.recording_consent_message if settings.recording_enabled else "",
         ),
         room=ctx.room,

@@ -20,13 +20,10 @@ NOT_FOUND = (
 
 
 class VoiceDeskAgent(Agent):
-    def __init__(
-        self, caller: Caller, retrieval: Retrieval | None, min_similarity: float, consent_message: str = ""
-    ) -> None:
+    def __init__(self, caller: Caller, retrieval: Retrieval | None, consent_message: str = "") -> None:
         super().__init__(instructions=prompts.instructions(caller.describe()))
         self._caller = caller
         self._retrieval = retrieval
-        self._min_similarity = min_similarity
         self._consent_message = consent_message
 
     async def on_enter(self) -> None:
@@ -52,8 +49,7 @@ class VoiceDeskAgent(Agent):
         except Exception:
             logger.exception("knowledge-base search failed")
             return json.dumps({"found": False, "note": NOT_FOUND, "error": "search unavailable"})
-        # Relevance is semantic: matching a few common words (full text) is not an answer.
-        relevant = [p for p in result.passages if p.similarity >= self._min_similarity]
+        relevant = result.passages  # Retrieval already dropped passages below KB_MIN_SIMILARITY
         payload: dict[str, object] = {
             "query": query,
             "found": bool(relevant),

@@ -86,21 +86,17 @@ async def list_calls(
     """
     where: list[sql.Composable] = []
     params: dict[str, Any] = {"limit": limit + 1}
-    if since is not None:
-        where.append(sql.SQL("c.started_at >= %(since)s"))
-        params["since"] = since
-    if until is not None:
-        where.append(sql.SQL("c.started_at < %(until)s"))
-        params["until"] = until
-    if channel is not None:
-        where.append(sql.SQL("c.channel = %(channel)s"))
-        params["channel"] = channel
-    if status is not None:
-        where.append(sql.SQL("c.status = %(status)s"))
-        params["status"] = status
-    if profile_id is not None:
-        where.append(sql.SQL("c.profile_id = %(profile_id)s"))
-        params["profile_id"] = profile_id
+    filters = {
+        "since": ("c.started_at >= %(since)s", since),
+        "until": ("c.started_at < %(until)s", until),
+        "channel": ("c.channel = %(channel)s", channel),
+        "status": ("c.status = %(status)s", status),
+        "profile_id": ("c.profile_id = %(profile_id)s", profile_id),
+    }
+    for name, (condition, value) in filters.items():
+        if value is not None:
+            where.append(sql.SQL(condition))  # type: ignore[arg-type]  # constant SQL above
+            params[name] = value
     if q is not None:
         where.append(
             sql.SQL(

@@ -47,40 +47,32 @@ class OpenAIEmbedder:
         timeout: float = 30.0,
         max_retries: int = 2,
     ) -> None:
-        self._model = model
-        self._dimensions = dimensions
+        self.model = model
+        self.dimensions = dimensions
         self._client = AsyncOpenAI(
             api_key=api_key, base_url=base_url, timeout=timeout, max_retries=max_retries
         )
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def dimensions(self) -> int:
-        return self._dimensions
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
         # Only text-embedding-3 models take `dimensions` (ada-002 and many compatible servers
         # refuse it); for the others the returned length is checked against the setting below.
-        extra = {"dimensions": self._dimensions} if "embedding-3" in self._model else {}
+        extra = {"dimensions": self.dimensions} if "embedding-3" in self.model else {}
         response = await self._client.embeddings.create(
-            model=self._model,
+            model=self.model,
             input=[t if t.strip() else " " for t in texts],  # the API refuses empty strings
             encoding_format="float",
             **extra,  # type: ignore[arg-type]
         )
         data = sorted(response.data, key=lambda d: d.index)
         if len(data) != len(texts):
-            raise EmbeddingError(f"{self._model} returned {len(data)} embeddings for {len(texts)} texts")
+            raise EmbeddingError(f"{self.model} returned {len(data)} embeddings for {len(texts)} texts")
         vectors = [list(d.embedding) for d in data]
-        if any(len(v) != self._dimensions for v in vectors):
-            got = next(len(v) for v in vectors if len(v) != self._dimensions)
+        if any(len(v) != self.dimensions for v in vectors):
+            got = next(len(v) for v in vectors if len(v) != self.dimensions)
             raise EmbeddingError(
-                f"{self._model} returned {got}-dimensional vectors, EMBEDDING_DIMENSIONS={self._dimensions}: "
+                f"{self.model} returned {got}-dimensional vectors, EMBEDDING_DIMENSIONS={self.dimensions}: "
                 "set EMBEDDING_DIMENSIONS to what the model produces"
             )
         return vectors
@@ -99,16 +91,8 @@ class LocalEmbedder:
         from knowledge.local_model import DIMENSIONS, MODEL_NAME
 
         self._batch_size = batch_size
-        self._model = MODEL_NAME
-        self._dimensions = DIMENSIONS
-
-    @property
-    def model(self) -> str:
-        return self._model
-
-    @property
-    def dimensions(self) -> int:
-        return self._dimensions
+        self.model = MODEL_NAME
+        self.dimensions = DIMENSIONS
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
         if not texts:

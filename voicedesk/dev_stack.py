@@ -147,14 +147,14 @@ def run() -> None:
         running.append(Running("Provider emulators", f"http://127.0.0.1:{EMULATOR_PORT}", emu))
         _wait_http(f"http://127.0.0.1:{EMULATOR_PORT}/_emulator/health", emu, "provider-emulators")
 
-    kb_log = open(LOG_DIR / "kb-ingest.log", "wb")
-    ingest = subprocess.run(
-        [sys.executable, "-m", "voicedesk", "kb", "ingest", "kb/demo"],
-        cwd=ROOT,
-        env=env,
-        stdout=kb_log,
-        stderr=kb_log,
-    )
+    with open(LOG_DIR / "kb-ingest.log", "wb") as kb_log:
+        ingest = subprocess.run(
+            [sys.executable, "-m", "voicedesk", "kb", "ingest", "kb/demo"],
+            cwd=ROOT,
+            env=env,
+            stdout=kb_log,
+            stderr=kb_log,
+        )
     if ingest.returncode != 0:
         print(f"warning: ingesting kb/demo failed; see {LOG_DIR / 'kb-ingest.log'}")
 
