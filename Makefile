@@ -6,15 +6,21 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 LIVEKIT_SERVER_VERSION := v1.13.5
+# livekit-sip: the newest tag the Go module proxy serves here. The checksum database does not
+# know it, so the module's hash is pinned below and checked before building.
+LIVEKIT_SIP_VERSION := v1.0.0
+LIVEKIT_SIP_SUM := h1:o7XEcZHFvaC0R2vqYhGb6aTv9Npe5uLEFhHcDRfPk9U=
 # Built tools are cached outside the checkout, so a fresh clone on the same machine reuses them.
 CACHE_DIR ?= $(HOME)/.cache/voicedesk
 TOOLS_BIN := $(CACHE_DIR)/bin
-APT_PACKAGES := espeak-ng sox tmux libportaudio2
+# Speech fixtures, console mode, Redis + the softphone for SIP, and livekit-sip's cgo libraries.
+APT_PACKAGES := espeak-ng sox tmux libportaudio2 redis-server baresip-core \
+	pkg-config libopus-dev libopusfile-dev libsoxr-dev
 VENV := .venv
 
 export PATH := $(TOOLS_BIN):$(CURDIR)/node_modules/.bin:$(HOME)/.local/bin:$(PATH)
 
-.PHONY: help setup dev test bench lint system-packages python-deps node-deps livekit-server clean
+.PHONY: help setup dev test bench lint system-packages python-deps node-deps livekit-server livekit-sip clean
 
 help:
 	@echo "make dev    run the whole stack locally (LiveKit, Postgres, Auth emulator, token server, agent)"
@@ -22,7 +28,7 @@ help:
 	@echo "make bench  benchmarks; JSON results in bench/results/"
 	@echo "make lint   ruff"
 
-setup: system-packages python-deps node-deps livekit-server
+setup: system-packages python-deps node-deps livekit-server livekit-sip
 
 system-packages:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -50,6 +56,20 @@ $(TOOLS_BIN)/livekit-server-$(LIVEKIT_SERVER_VERSION):
 	GOBIN=$(CACHE_DIR)/go-build go install github.com/livekit/livekit-server/cmd/server@$(LIVEKIT_SERVER_VERSION)
 	install -m 0755 $(CACHE_DIR)/go-build/server $(TOOLS_BIN)/livekit-server
 	$(TOOLS_BIN)/livekit-server --version | grep -q "$(LIVEKIT_SERVER_VERSION:v%=%)"
+	@touch $@
+
+livekit-sip: $(TOOLS_BIN)/livekit-sip-$(LIVEKIT_SIP_VERSION)
+
+# Built like `go install`, from the module's own go.mod and go.sum; `go install` itself stops
+# on the deprecation lookup, which needs the version list the proxy does not serve.
+$(TOOLS_BIN)/livekit-sip-$(LIVEKIT_SIP_VERSION): | system-packages
+	@command -v go >/dev/null || { echo "Go is required to build livekit-sip (https://go.dev/dl)"; exit 1; }
+	mkdir -p $(TOOLS_BIN)
+	info=$$(cd /tmp && GONOSUMDB=github.com/livekit/sip GOFLAGS=-mod=mod go mod download -json github.com/livekit/sip@$(LIVEKIT_SIP_VERSION)); \
+	sum=$$(echo "$$info" | sed -n 's/.*"Sum": "\(.*\)".*/\1/p'); dir=$$(echo "$$info" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
+	[ "$$sum" = "$(LIVEKIT_SIP_SUM)" ] || { echo "livekit-sip $(LIVEKIT_SIP_VERSION): hash $$sum, expected $(LIVEKIT_SIP_SUM)"; exit 1; }; \
+	cd "$$dir" && CGO_ENABLED=1 go build -trimpath -o $(TOOLS_BIN)/livekit-sip ./cmd/livekit-sip
+	$(TOOLS_BIN)/livekit-sip --help >/dev/null
 	@touch $@
 
 dev: setup

@@ -1,4 +1,4 @@
-"""The JSON the token server (or a SIP dispatch rule) puts on the agent dispatch."""
+"""The JSON the token server, the operator API or a SIP dispatch rule puts on the agent dispatch."""
 
 from __future__ import annotations
 
@@ -6,14 +6,29 @@ import json
 import uuid
 from typing import Literal
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+E164 = r"^\+[1-9][0-9]{6,14}$"
 
 
 class CallMetadata(BaseModel):
     channel: Literal["web", "pstn_inbound", "pstn_outbound"]
-    call_id: uuid.UUID
+    # A SIP dispatch rule cannot mint an id per call, so an inbound phone call gets one here.
+    call_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     profile_id: uuid.UUID | None = None
     firebase_uid: str | None = None
+    phone_number: str | None = Field(default=None, pattern=E164, description="number to dial (outbound)")
+    purpose: str | None = Field(default=None, max_length=500, description="why we call (outbound)")
+
+    @model_validator(mode="after")
+    def _outbound_has_a_number(self) -> CallMetadata:
+        if self.channel == "pstn_outbound" and not self.phone_number:
+            raise ValueError("an outbound call needs phone_number")
+        return self
+
+    @property
+    def is_phone(self) -> bool:
+        return self.channel != "web"
 
 
 def parse_call_metadata(raw: str | None) -> CallMetadata | None:

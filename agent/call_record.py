@@ -38,6 +38,8 @@ _LATENCY_KEYS = {
     "tts_node_ttfb": "tts_ttfb_ms",
     "e2e_latency": "e2e_ms",
 }
+SECRET_TOOLS = {"verify_caller"}  # their arguments (a PIN) are never stored
+SECRET_ARGUMENTS = {"redacted": True}
 RETRY_DELAYS = (0.2, 0.5, 1.0)  # then the journal: a live call cannot wait on the database
 ATTEMPT_TIMEOUT_S = 2.0
 REPLAY_INTERVAL_S = 2.0
@@ -100,17 +102,32 @@ class CallRecord:
             self._queue.put_nowait({"op": op, "call_id": str(self.call_id), **fields})
 
     # what the agent reports ------------------------------------------------------------------
-    def start(self) -> None:
+    def start(
+        self,
+        *,
+        status: str = "in_progress",
+        profile_id: uuid.UUID | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+    ) -> None:
         """Queue the `calls` row and start the writer; returns at once."""
         self._writer = asyncio.create_task(self._drain(), name="call-record-writer")
+        profile_id = profile_id or self._meta.profile_id
         self._op(
             "start",
             channel=self._meta.channel,
             room_name=self._room_name,
-            profile_id=str(self._meta.profile_id) if self._meta.profile_id else None,
+            profile_id=str(profile_id) if profile_id else None,
             started_by=self._meta.firebase_uid,
             started_at=_now(),
+            status=status,
+            from_number=from_number,
+            to_number=to_number,
         )
+
+    def status(self, status: str) -> None:
+        """A live call moves on: ringing, then answered (``in_progress``)."""
+        self._op("status", status=status, at=_now())
 
     def attach(self, session: AgentSession) -> None:
         session.on("conversation_item_added", self._on_item)
@@ -162,7 +179,9 @@ class CallRecord:
                 started_at=_ts(call.created_at),
                 ended_at=_ts(output.created_at),
                 tool_name=call.name,
-                tool_arguments=_scrub(_json_or_text(call.arguments), self._redact),
+                tool_arguments=SECRET_ARGUMENTS
+                if call.name in SECRET_TOOLS
+                else _scrub(_json_or_text(call.arguments), self._redact),
                 tool_result=_scrub({"output": output.output, "is_error": output.is_error}, self._redact),
             )
 

@@ -1,8 +1,8 @@
 """Call-record writes as plain JSON operations, so a write can wait in the on-disk journal.
 
 The live writer and the journal replayer apply the same operations; every one is idempotent
-(turns and events on (call, sequence), the call's start and end once), so a replay after a
-partial success stores nothing twice.
+(turns and events on (call, sequence), the call's start and end once, statuses until the end),
+so a replay after a partial success stores nothing twice.
 """
 
 from __future__ import annotations
@@ -40,8 +40,13 @@ async def apply(pool: AsyncConnectionPool, op: Op) -> int | None:
             profile_id=_uuid(op.get("profile_id")),
             started_by=op.get("started_by"),
             started_at=_time(op["started_at"]),  # type: ignore[arg-type]
+            status=op.get("status", "in_progress"),
+            from_number=op.get("from_number"),
+            to_number=op.get("to_number"),
         )
-    if kind == "turn":
+    if kind == "status":
+        await calls.set_status(pool, call_id, op["status"], at=_time(op["at"]))  # type: ignore[arg-type]
+    elif kind == "turn":
         await calls.add_turn(
             pool,
             calls.Turn(

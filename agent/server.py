@@ -14,14 +14,20 @@ from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
 from livekit.agents.voice.events import CloseReason
 
+import prompts
 from agent import metrics, providers, recording
+from agent.call_control import CallControl
 from agent.call_metadata import CallMetadata, parse_call_metadata
+from agent.call_policy import PolicyFile
 from agent.call_record import CallRecord
 from agent.caller import Caller, load_caller
 from agent.journal_replayer import run_replayer
+from agent.outbound import dial
+from agent.phone import decide, phone_party
 from agent.retrieval import Retrieval
 from agent.settings import AgentSettings
 from agent.summary import summarize
+from agent.verification import PinVerifier
 from agent.voice_agent import VoiceDeskAgent
 from db.pool import open_pool
 from db.storage import StorageSettings
@@ -37,6 +43,7 @@ settings = load_settings(AgentSettings)
 kb_settings = load_settings(KnowledgeSettings)
 storage_settings = load_settings(StorageSettings)
 redaction = load_settings(RedactionSettings)
+policy = PolicyFile(settings.call_policy_file)
 
 _END_REASONS = {
     CloseReason.PARTICIPANT_DISCONNECTED: "caller_hung_up",
@@ -45,6 +52,12 @@ _END_REASONS = {
     CloseReason.JOB_SHUTDOWN: "worker_shutdown",
     CloseReason.ERROR: "error",
 }
+
+
+# How the call ended says more than the conversation did.
+_OUTCOME_BY_END = {"transferred": "escalated", "voicemail": "follow_up"}
+# The agent talks to the caller: a web user or a phone line, never an operator listening in.
+_PARTICIPANT_KINDS = [rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP]
 
 
 def _redact(text: str) -> str:
@@ -117,6 +130,7 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
             "interruption": {"mode": "vad"},
             "preemptive_generation": {"enabled": True},
         },
+        user_away_timeout=settings.silence_reprompt_seconds,
     )
 
 
@@ -127,24 +141,38 @@ async def entrypoint(ctx: JobContext) -> None:
 
     # Non-blocking pool: a database that is slow or down must not delay the greeting.
     pool = await open_pool(os.environ["DATABASE_URL"], min_size=1, max_size=3, wait=False)
+    await ctx.connect()
+    party = await phone_party(ctx, meta)
+    number = party.number if party else None
     try:
-        caller = await asyncio.wait_for(load_caller(pool, meta), timeout=2.0)
+        caller = await asyncio.wait_for(load_caller(pool, meta, number), timeout=2.0)
     except TimeoutError:
         logger.warning("caller profile not loaded in time; continuing without it")
-        caller = Caller()
+        caller = Caller(verified=party is None, number=number, purpose=meta.purpose if meta else None)
+    decision = await decide(policy.current(), pool, meta, number) if meta else None
 
     session = _build_session(ctx, caller)
     retrieval = Retrieval(
         pool,
         ctx.proc.userdata["embedder"],
-        caller_tier=caller.profile.subscription_tier if caller.profile else None,
+        caller_tier=caller.profile.subscription_tier if caller.known and caller.profile else None,
         limit=kb_settings.kb_search_limit,
         # Relevance is semantic: sharing a few words with a chunk (full text) is not an answer.
         min_similarity=kb_settings.kb_min_similarity,
     )
     session.on("user_input_transcribed", retrieval.on_transcript)
     record = CallRecord(pool, meta, ctx.room.name, settings.call_journal_dir, _redact) if meta else None
+    control = CallControl(
+        ctx,
+        session,
+        record,
+        settings,
+        sip_identity=party.identity if party else None,
+        purpose=meta.purpose if meta else None,
+    )
+    ctx.room.on("sip_dtmf_received", control.on_dtmf)
     end_reason = "worker_shutdown"
+    dial_status: str | None = None  # an outbound call that was never answered
 
     @session.on("close")
     def _on_close(ev: CloseEvent) -> None:
@@ -163,26 +191,52 @@ async def entrypoint(ctx: JobContext) -> None:
 
     async def finish() -> None:
         # One callback, in order: LiveKit runs shutdown callbacks concurrently.
+        await control.aclose()
         await session.aclose()  # closes the recorder, so the file is complete
         if record is not None and meta is not None:
-            await _finish_record(ctx, session, record, meta, caller, end_reason)
+            reason = control.end_reason or end_reason
+            status = dial_status or ("failed" if reason == "error" else "completed")
+            await _finish_record(ctx, session, record, meta, caller, reason, status)
         logger.info("retrieval %s", retrieval.stats)
+        await control.delete_room()  # nothing is left behind: a phone leg still up is hung up
         await pool.close()
 
     ctx.add_shutdown_callback(finish)
+    outbound = meta is not None and meta.channel == "pstn_outbound"
     if record is not None and meta is not None:
-        record.start()
+        record.start(
+            status="ringing" if outbound else "in_progress",
+            profile_id=caller.profile.id if caller.profile else None,
+            from_number=number if party and not outbound else None,
+            to_number=meta.phone_number if outbound else (party.our_number if party else None),
+        )
+        if decision is not None:
+            record.event("policy", **decision.model_dump(exclude={"message"}))
         record.attach(session)
         metrics.call_started(meta.channel)
 
+    refused = decision is not None and not decision.allowed
+    agent = VoiceDeskAgent(
+        caller,
+        retrieval,
+        control=control,
+        verifier=PinVerifier(pool, caller.profile.id if caller.profile else None, settings.pin_max_attempts)
+        if party is not None
+        else None,
+        consent_message=settings.recording_consent_message
+        if settings.recording_enabled and not refused
+        else "",
+        greet=not (outbound or refused),
+        on_voicemail=(lambda: control.spawn(_voicemail(control), "voicemail")) if outbound else None,
+    )
     await session.start(
-        agent=VoiceDeskAgent(
-            caller,
-            retrieval,
-            consent_message=settings.recording_consent_message if settings.recording_enabled else "",
-        ),
+        agent=agent,
         room=ctx.room,
-        room_options=room_io.RoomOptions(close_on_disconnect=True),
+        room_options=room_io.RoomOptions(
+            close_on_disconnect=True,
+            participant_kinds=_PARTICIPANT_KINDS,
+            **({"participant_identity": party.identity} if party else {}),
+        ),
         record=recording.RECORD_AUDIO_ONLY if settings.recording_enabled else False,
     )
     if record is not None:
@@ -191,6 +245,32 @@ async def entrypoint(ctx: JobContext) -> None:
             _participant_event(record, "joined", p)
         ctx.room.on("participant_connected", lambda p: _participant_event(record, "joined", p))
         ctx.room.on("participant_disconnected", lambda p: _participant_event(record, "left", p))
+
+    if refused:
+        assert decision is not None
+        await control.hang_up(decision.rule, decision.message)
+        return
+    control.watch()
+    if outbound:
+        assert meta is not None and meta.phone_number is not None
+        result = await dial(ctx, settings, meta.phone_number)
+        if record is not None:
+            record.event("dial", status=result.status, sip_code=result.sip_code, detail=result.detail)
+        if result.status != "answered":
+            dial_status = result.status
+            control.end_reason = result.status
+            await control.delete_room()
+            return
+        if record is not None:
+            record.status("in_progress")
+        session.say(agent.greeting())  # the callee hears us first
+
+
+async def _voicemail(control: CallControl) -> None:
+    """An answering machine: leave the configured message (or not) and hang up."""
+    leave = settings.voicemail_action == "leave_message"
+    purpose = control.purpose or "your account"
+    await control.hang_up("voicemail", prompts.line("voicemail_message", purpose=purpose) if leave else None)
 
 
 def _participant_event(record: CallRecord, kind: str, participant: rtc.RemoteParticipant) -> None:
@@ -205,9 +285,10 @@ async def _finish_record(
     meta: CallMetadata,
     caller: Caller,
     end_reason: str,
+    status: str,
 ) -> None:
     """After every call, also when the caller just hung up: close, recording, summary, flush."""
-    record.complete(end_reason, status="failed" if end_reason == "error" else "completed")
+    record.complete(end_reason, status=status)
     metrics.call_ended(meta.channel, end_reason)
     if settings.recording_enabled:
         try:
@@ -218,7 +299,11 @@ async def _finish_record(
         else:
             if stored is not None:
                 record.recording(*stored)
+    if status in ("no_answer", "busy"):  # nobody to summarise
+        await record.close()
+        return
     summary, outcome = await summarize(session.llm, session.history)  # type: ignore[arg-type]
+    outcome = _OUTCOME_BY_END.get(end_reason, outcome)
     if summary is not None or outcome is not None:
         record.summary(summary, outcome, caller.profile.id if caller.profile else None)
     await record.close()

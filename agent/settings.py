@@ -133,3 +133,70 @@ class AgentSettings(BaseSettings):
         "Unset: LiveKit's CPU-based load (full at 70% CPU), which a busy shared host can trip.",
         examples=[8],
     )
+
+    # phone calls -------------------------------------------------------------------------------
+    call_policy_file: Path | None = Field(
+        default=None,
+        description="YAML call policy (business hours, allow/deny lists, concurrency). Unset: admit all.",
+        examples=["call_policy.yaml"],
+    )
+    silence_reprompt_seconds: float | None = Field(
+        default=8.0,
+        gt=0,
+        description="Seconds of silence from both sides before the agent asks if the caller is there.",
+        examples=[8.0],
+    )
+    silence_max_reprompts: int = Field(
+        default=2, ge=0, description="Re-prompts before a silent call is ended politely.", examples=[2]
+    )
+    max_call_seconds: float = Field(
+        default=1800,
+        gt=0,
+        description="Longest call; the agent then says goodbye and hangs up.",
+        examples=[1800],
+    )
+    call_end_warning_seconds: float = Field(
+        default=60, ge=0, description="Spoken warning this long before MAX_CALL_SECONDS.", examples=[60]
+    )
+    human_transfer_to: str | None = Field(
+        default=None,
+        pattern=r"^(\+[1-9][0-9]{6,14}|(tel|sips?):.+)$",
+        description="Where a phone caller asking for a person is transferred (SIP REFER): an E.164 "
+        "number or a SIP URI. Unset: the caller is offered a call back instead.",
+        examples=["+15550199"],
+    )
+    pin_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        description="Wrong phone PINs before account data stays locked for the call.",
+        examples=[3],
+    )
+    sip_outbound_trunk_id: str | None = Field(
+        default=None,
+        description="LiveKit outbound trunk to dial with. Unset: the trunk named SIP_OUTBOUND_TRUNK_NAME.",
+        examples=["ST_abc123"],
+    )
+    sip_outbound_trunk_name: str = Field(
+        default="voicedesk-outbound",
+        description="Name of the outbound trunk `voicedesk sip setup` creates.",
+        examples=["voicedesk-outbound"],
+    )
+    outbound_ringing_seconds: float = Field(
+        default=30,
+        ge=1,
+        le=80,
+        description="How long an outbound call rings before it is no-answer.",
+        examples=[30],
+    )
+    voicemail_action: Literal["leave_message", "hang_up"] = Field(
+        default="leave_message",
+        description="What the agent does when an outbound call reaches voicemail.",
+        examples=["hang_up"],
+    )
+
+    @property
+    def transfer_uri(self) -> str | None:
+        """SIP REFER wants a URI: a bare E.164 number becomes tel:+..."""
+        if self.human_transfer_to and self.human_transfer_to.startswith("+"):
+            return f"tel:{self.human_transfer_to}"
+        return self.human_transfer_to

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 
-from livekit.agents import Agent, RunContext, function_tool
+from livekit.agents import Agent, ChatContext, ChatMessage, RunContext, StopResponse, function_tool
 
 import prompts
+from agent.call_control import CallControl
 from agent.caller import Caller
+from agent.outbound import looks_like_voicemail
 from agent.retrieval import Retrieval
+from agent.verification import PinVerifier
 
 logger = logging.getLogger("voicedesk.agent")
 
@@ -20,18 +24,50 @@ NOT_FOUND = (
 
 
 class VoiceDeskAgent(Agent):
-    def __init__(self, caller: Caller, retrieval: Retrieval | None, consent_message: str = "") -> None:
+    def __init__(
+        self,
+        caller: Caller,
+        retrieval: Retrieval | None,
+        *,
+        control: CallControl | None = None,
+        verifier: PinVerifier | None = None,
+        consent_message: str = "",
+        greet: bool = True,
+        on_voicemail: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__(instructions=prompts.instructions(caller.describe()))
         self._caller = caller
         self._retrieval = retrieval
+        self._control = control
+        self._verifier = verifier
         self._consent_message = consent_message
+        self._greet = greet
+        self._on_voicemail = on_voicemail  # set while an outbound call may still reach a machine
+        if control is not None:
+            control.on_keypad_pin = self._verify_from_keypad
 
     async def on_enter(self) -> None:
         if self._consent_message:  # heard in full before anything else
             self.session.say(self._consent_message, allow_interruptions=False)
-        # A fixed text goes straight to TTS: no LLM round trip before the caller hears us.
+        if self._greet:  # an outbound call greets when the callee answers, not before
+            self.session.say(self.greeting())
+
+    def greeting(self) -> str:
+        """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""
+        if self._caller.purpose is not None or (self._caller.number and not self._caller.verified):
+            if self._caller.purpose:
+                return prompts.line("outbound_opener", purpose=self._caller.purpose)
+            return prompts.line("phone_greeting")
         template = self._caller.settings.greeting if self._caller.settings else None
-        self.session.say(prompts.greeting(self._caller.name, template=template))
+        return prompts.greeting(self._caller.name, template=template)
+
+    async def on_user_turn_completed(self, turn_ctx: ChatContext, new_message: ChatMessage) -> None:
+        # The callee's first words tell a person from an answering machine, whose greeting
+        # gets our message instead of a conversational reply.
+        on_voicemail, self._on_voicemail = self._on_voicemail, None
+        if on_voicemail is not None and looks_like_voicemail(new_message.text_content or ""):
+            on_voicemail()
+            raise StopResponse()
 
     @function_tool()
     async def search_knowledge_base(self, context: RunContext, query: str) -> str:
@@ -73,13 +109,22 @@ class VoiceDeskAgent(Agent):
     @function_tool()
     async def get_account_overview(self, context: RunContext) -> str:
         """Look up the caller's own account: name, plan, email, phone number on file and what
-        was discussed on their last call. Only works for a caller who is signed in."""
+        was discussed on their last call. Only works for a signed-in or verified caller."""
         profile = self._caller.profile
         if profile is None:
             return json.dumps(
                 {
                     "identified": False,
                     "note": "The caller is not identified, so no account details may be shared.",
+                }
+            )
+        if not self._caller.verified:
+            return json.dumps(
+                {
+                    "identified": False,
+                    "verified": False,
+                    "note": "Ask the caller for their phone PIN and call verify_caller first. "
+                    "Share nothing about the account until then.",
                 }
             )
         return json.dumps(
@@ -95,3 +140,72 @@ class VoiceDeskAgent(Agent):
                 else None,
             }
         )
+
+    @function_tool()
+    async def verify_caller(self, context: RunContext, pin: str) -> str:
+        """Check the phone PIN a phone caller gives, to unlock their account details. Call it
+        as soon as the caller says their PIN; never repeat the PIN back.
+
+        Args:
+            pin: The digits the caller said, e.g. "4821".
+        """
+        result = await self._verify(pin)
+        notes = {
+            "verified": "Verified. You may now help with the caller's account.",
+            "wrong": "The PIN does not match. Ask them to try again.",
+            "locked": "Too many wrong PINs: do not discuss the account on this call; offer general "
+            "help or a person.",
+            "no_pin": "This account has no phone PIN set: the caller can set one in the app's "
+            "settings. Do not discuss the account on this call.",
+            "no_account": "No account has this phone number: help with general questions only.",
+            "unavailable": "Verification is unavailable right now: offer general help or a person.",
+        }
+        if result == "verified":
+            context.disallow_interruptions()
+        return json.dumps({"result": result, "note": notes[result]})
+
+    async def _verify(self, pin: str) -> str:
+        if self._caller.verified:
+            return "verified"
+        if self._verifier is None:
+            return "no_account"
+        result = await self._verifier.verify(pin)
+        if result == "verified":
+            self._caller = self._caller.as_verified()
+            if self._retrieval is not None and self._caller.profile is not None:
+                self._retrieval.caller_tier = self._caller.profile.subscription_tier
+            await self.update_instructions(prompts.instructions(self._caller.describe()))
+        if self._control is not None:
+            self._control.verification_event(result)
+        return result
+
+    async def _verify_from_keypad(self, pin: str) -> None:
+        result = await self._verify(pin)
+        line = {"verified": "pin_verified", "wrong": "pin_rejected", "locked": "pin_locked"}.get(result)
+        if line:
+            self.session.say(prompts.line(line))
+
+    @function_tool()
+    async def transfer_to_human(self, context: RunContext, reason: str) -> str:
+        """Hand the call to a person on the team. Use it when the caller asks for a human, is
+        clearly upset, or you cannot help after trying.
+
+        Args:
+            reason: One short sentence on why, for the person taking over.
+        """
+        if self._control is None:
+            return json.dumps({"transferred": False, "note": "No person is available on this call."})
+        context.disallow_interruptions()
+        done = await self._control.transfer_to_human(reason)
+        note = "The call is being transferred." if done else "A call back was offered instead; say goodbye."
+        return json.dumps({"transferred": done, "note": note})
+
+    @function_tool()
+    async def end_call(self, context: RunContext) -> str:
+        """Hang up politely once the caller says goodbye or has nothing more to ask."""
+        if self._control is None:
+            return json.dumps({"ended": False})
+        context.disallow_interruptions()
+        await context.wait_for_playout()  # let the current sentence finish first
+        await self._control.hang_up("agent_ended", prompts.line("goodbye"))
+        return json.dumps({"ended": True})

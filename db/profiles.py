@@ -89,6 +89,37 @@ async def get_profile_by_uid(pool: AsyncConnectionPool, firebase_uid: str) -> Pr
     return Profile(**row) if row else None
 
 
+async def get_profile_by_phone(pool: AsyncConnectionPool, phone_e164: str) -> Profile | None:
+    """The profile whose phone number is ``phone_e164``: how a phone caller meets their account."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"select {_COLUMNS} from profiles where phone_e164 = %s", (phone_e164,))
+        row = await cur.fetchone()
+    return Profile(**row) if row else None
+
+
+async def set_phone_pin_hash(
+    pool: AsyncConnectionPool, profile_id: uuid.UUID | str, pin_hash: str | None
+) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(
+            """
+            insert into user_settings (profile_id, phone_pin_hash) values (%s, %s)
+            on conflict (profile_id) do update
+              set phone_pin_hash = excluded.phone_pin_hash, updated_at = now()
+            """,
+            (profile_id, pin_hash),
+        )
+
+
+async def get_phone_pin_hash(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> str | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select phone_pin_hash from user_settings where profile_id = %s", (profile_id,)
+        )
+        row = await cur.fetchone()
+    return row["phone_pin_hash"] if row else None
+
+
 async def get_user_settings(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> UserSettings | None:
     async with pool.connection() as conn:
         cur = await conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from functools import cache
 from pathlib import Path
 
@@ -41,3 +42,13 @@ def greeting(name: str | None, *, template: str | None = None, company: str = DE
 
 def instructions(caller_context: str, *, company: str = DEFAULT_COMPANY) -> str:
     return render(load("instructions.md"), caller_context=caller_context, company=company)
+
+
+@cache
+def _lines() -> dict[str, str]:
+    return tomllib.loads(load("lines.toml"))
+
+
+def line(key: str, *, company: str = DEFAULT_COMPANY, **values: str) -> str:
+    """A fixed spoken line from ``prompts/lines.toml``."""
+    return render(_lines()[key], company=company, **values)

@@ -13,6 +13,8 @@ from tests.support.livekit_server import LiveKitServer, start_livekit
 from tests.support.postgres import drop_database, fresh_database, stop_test_server
 from tests.support.processes import Service
 from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+from tests.support.redis_server import RedisServer, start_redis
+from tests.support.softphone import Softphone, start_softphone
 from tests.support.token_server import TokenServer, start_token_server, token_server_env
 
 
@@ -37,8 +39,16 @@ def database_url() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def livekit_server(work_dir: Path) -> Iterator[LiveKitServer]:
-    server = start_livekit(work_dir / "livekit")
+def redis_server(work_dir: Path) -> Iterator[RedisServer]:
+    server = start_redis(work_dir / "redis")
+    yield server
+    server.service.stop()
+
+
+@pytest.fixture(scope="session")
+def livekit_server(work_dir: Path, redis_server: RedisServer) -> Iterator[LiveKitServer]:
+    """One LiveKit server for every test, with Redis so that its SIP APIs work too."""
+    server = start_livekit(work_dir / "livekit", redis_address=redis_server.address)
     yield server
     server.service.stop()
 
@@ -51,8 +61,29 @@ def provider_emulators(work_dir: Path) -> Iterator[ProviderEmulators]:
 
 
 @pytest.fixture(scope="session")
+def call_policy_file(work_dir: Path) -> Path:
+    """The worker's CALL_POLICY_FILE: admit-all; tests rewrite it (the worker reloads it per call)."""
+    path = work_dir / "call_policy.yaml"
+    path.write_text("{}\n")
+    return path
+
+
+@pytest.fixture(scope="session")
+def human_phone(work_dir: Path) -> Iterator[Softphone]:
+    """The person a caller is transferred to: a softphone that answers."""
+    phone = start_softphone(work_dir, "human", user="human", auto_answer=True)
+    yield phone
+    phone.stop()
+
+
+@pytest.fixture(scope="session")
 def agent_worker(
-    work_dir: Path, livekit_server: LiveKitServer, provider_emulators: ProviderEmulators, database_url: str
+    work_dir: Path,
+    livekit_server: LiveKitServer,
+    provider_emulators: ProviderEmulators,
+    database_url: str,
+    call_policy_file: Path,
+    human_phone: Softphone,
 ) -> Iterator[Service]:
     """A real worker process registered with the test LiveKit server, providers emulated."""
     env = {
@@ -62,6 +93,9 @@ def agent_worker(
         "APP_ENV": "test",
         "CALL_JOURNAL_DIR": str(work_dir / "journal"),
         "RECORDINGS_DIR": str(work_dir / "recordings"),  # the live token server serves them
+        "CALL_POLICY_FILE": str(call_policy_file),
+        "HUMAN_TRANSFER_TO": human_phone.sip_uri,
+        "OUTBOUND_RINGING_SECONDS": "8",
     }
     worker = start_worker(work_dir / "worker", env)
     yield worker

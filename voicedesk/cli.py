@@ -1,4 +1,4 @@
-"""The `voicedesk` command: development stack, database chores and the knowledge base."""
+"""The `voicedesk` command: development stack, database chores, the knowledge base and phone calls."""
 
 from __future__ import annotations
 
@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
         help="search as a caller of this tier (default: an unidentified caller, public documents only)",
     )
     search.add_argument("--limit", type=int, default=None, help="passages to show (default KB_SEARCH_LIMIT)")
+
+    sip = commands.add_parser("sip", help="phone calls: LiveKit SIP trunks and dispatch rule").add_subparsers(
+        dest="sip_command", required=True
+    )
+    sip.add_parser(
+        "setup",
+        help="create or update the inbound trunk, dispatch rule and outbound trunk from SIP_* settings "
+        "(safe to re-run: unchanged objects are left alone)",
+    )
+    sip.add_parser("status", help="list the SIP trunks and dispatch rules on LIVEKIT_URL")
     return parser
 
 
@@ -63,9 +73,21 @@ def main(argv: list[str] | None = None) -> None:
         run()
         return
 
+    from voicedesk.config import load_settings
+
+    if args.command == "sip":
+        from telephony import provisioning
+        from telephony.settings import LiveKitApiSettings, TelephonySettings
+
+        if args.sip_command == "setup":
+            settings = load_settings(TelephonySettings)
+            code = provisioning.run("sip setup", lambda lk: provisioning.setup(lk, settings), settings)
+        else:
+            code = provisioning.run("sip status", provisioning.status, load_settings(LiveKitApiSettings))
+        sys.exit(code)
+
     from db.embedded import resolve_database_url
     from db.settings import DatabaseSettings
-    from voicedesk.config import load_settings
 
     url = resolve_database_url(load_settings(DatabaseSettings))
     if args.command == "kb":

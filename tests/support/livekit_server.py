@@ -35,12 +35,15 @@ class LiveKitServer:
         }
 
 
-def start_livekit(work_dir: Path) -> LiveKitServer:
+def start_livekit(work_dir: Path, *, redis_address: str | None = None) -> LiveKitServer:
+    """Start livekit-server; with ``redis_address`` (``host:port``) it serves the SIP APIs too."""
     binary = shutil.which("livekit-server")
     if binary is None:
         raise RuntimeError("livekit-server is not on PATH: run the tests with `make test`, which builds it")
     work_dir.mkdir(parents=True, exist_ok=True)
     port, tcp_port, udp_port = free_port(), free_port(), free_port()
+    # SIP trunks and dispatch rules live in Redis: without it the SIP APIs fail ("redis required").
+    redis = f"redis:\n  address: {redis_address}\n" if redis_address else ""
     config = work_dir / "livekit.yaml"
     config.write_text(
         f"""port: {port}
@@ -56,6 +59,7 @@ keys:
 logging:
   level: info
 """
+        + redis
     )
     svc = start_service(
         "livekit-server",

@@ -213,7 +213,7 @@ router = APIRouter(
 
 
 @asynccontextmanager
-async def _database() -> AsyncIterator[None]:
+async def database_errors() -> AsyncIterator[None]:
     """Turn an unavailable or overloaded database into a 503 the client may retry."""
     try:
         yield
@@ -265,7 +265,7 @@ async def list_calls(
     ] = None,
 ) -> CallPage:
     try:
-        async with _database():
+        async with database_errors():
             page = await call_history.list_calls(
                 pool,
                 since=since,
@@ -297,7 +297,7 @@ async def search_transcripts(
     q: SearchText,
     limit: Annotated[int, Query(ge=1, le=100, description="Maximum number of turns")] = 20,
 ) -> TranscriptSearch:
-    async with _database():
+    async with database_errors():
         hits = await call_history.search_transcripts(pool, q, limit)
     return TranscriptSearch.model_validate({"items": hits})
 
@@ -314,7 +314,7 @@ CallId = Annotated[uuid.UUID, Path(description="The call's id")]
     responses=_NOT_FOUND,
 )
 async def get_call(operator: Operator, pool: Pool, call_id: CallId) -> CallDetail:
-    async with _database():
+    async with database_errors():
         detail = await call_history.get_call_detail(pool, call_id)
     if detail is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_id}")
@@ -332,7 +332,7 @@ async def get_call(operator: Operator, pool: Pool, call_id: CallId) -> CallDetai
 async def get_recording_link(
     operator: Operator, pool: Pool, settings: Settings, storage_settings: Storage, call_id: CallId
 ) -> RecordingLink:
-    async with _database():
+    async with database_errors():
         call = await call_history.get_recording(pool, call_id)
     if call is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no call {call_id}")

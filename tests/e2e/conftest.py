@@ -1,0 +1,49 @@
+"""Telephony for end-to-end tests: a real livekit-sip with the trunks `voicedesk sip setup` makes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from livekit import api
+
+from telephony.provisioning import setup
+from telephony.settings import TelephonySettings
+from tests.support.livekit_server import LiveKitServer
+from tests.support.livekit_sip import LiveKitSip, start_livekit_sip
+from tests.support.redis_server import RedisServer
+
+COMPANY_NUMBER = "+15550100"
+
+
+@pytest.fixture(scope="session")
+def livekit_sip(work_dir: Path, livekit_server: LiveKitServer, redis_server: RedisServer) -> Iterator[LiveKitSip]:
+    sip = start_livekit_sip(work_dir / "livekit-sip", livekit_server, redis_server.address)
+    yield sip
+    sip.service.stop()
+
+
+async def provision(livekit_server: LiveKitServer, *, outbound_address: str | None = None) -> list[str]:
+    """Run the same provisioning as `voicedesk sip setup`; loopback stands in for Twilio."""
+    settings = TelephonySettings(
+        livekit_url=livekit_server.url,
+        livekit_api_key=livekit_server.api_key,
+        livekit_api_secret=livekit_server.api_secret,
+        sip_inbound_numbers=[COMPANY_NUMBER],
+        sip_inbound_allowed_addresses=["127.0.0.1/32"],
+        sip_outbound_address=outbound_address,
+        sip_outbound_number=COMPANY_NUMBER,
+    )
+    lk = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret)
+    try:
+        return await setup(lk, settings)
+    finally:
+        await lk.aclose()
+
+
+@pytest.fixture(scope="session")
+def sip_trunks(livekit_sip: LiveKitSip, livekit_server: LiveKitServer) -> LiveKitSip:
+    asyncio.run(provision(livekit_server))
+    return livekit_sip

@@ -1,0 +1,249 @@
+"""Phone calls over real SIP on loopback: baresip (PCMU) <-> livekit-sip <-> LiveKit <-> the agent.
+
+Nothing here is simulated but the paid AI providers: the softphone sends an espeak-ng question
+recorded at 8 kHz and records what it hears; what it heard is matched against the same text
+rendered the way the TTS emulator renders it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psutil
+import pytest
+from livekit import api
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+import prompts
+from tests.e2e.conftest import COMPANY_NUMBER, provision
+from tests.emulators.speech import synthesize_pcm
+from tests.support.audio import find_speech, locate, synthesize
+from tests.support.softphone import Softphone, start_softphone
+from tests.support.web_call import stored_events, stored_turns
+from voicedesk.pins import hash_pin
+
+CALLER_NUMBER = "+15551234567"
+CUSTOMER_NUMBER = "+15557654321"
+QUESTION = "What are your opening hours?"
+ANSWER = "We are open from nine to five, Monday to Friday."
+SUMMARY_ITEM = {
+    "text": json.dumps({"summary": "Caller asked for the opening hours.", "outcome": "resolved"}),
+    "when": "Transcript of the call",
+}
+MATCH = 0.6  # locate() score of the right utterance; a different one scores well below
+
+pytestmark = pytest.mark.usefixtures("agent_worker", "sip_trunks")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+async def spoken(text: str) -> np.ndarray:
+    return np.frombuffer(await synthesize_pcm(text, 8000), dtype=np.int16)
+
+
+def first_sentence(text: str) -> str:
+    return text.split(". ")[0].split("? ")[0]
+
+
+async def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := check():
+            return value
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, timeout: float = 20) -> float:
+    """Wait until ``text`` is heard after ``after_s`` into the recording; its offset in seconds."""
+    needle = await spoken(first_sentence(text))
+    rate = 8000
+
+    def found() -> float | None:
+        heard = phone.heard()
+        start = int(after_s * rate)
+        if heard.samples.size - start < needle.size:
+            return None
+        offset, score = locate(heard.samples[start:], needle, rate)
+        return after_s + offset if score >= MATCH else None
+
+    try:
+        return await wait_until(found, timeout, f"{text!r} to be heard")
+    except AssertionError:
+        heard = phone.heard()
+        _, score = locate(heard.samples[int(after_s * rate) :], needle, rate)
+        raise AssertionError(
+            f"{text!r} not heard (best score {score:.2f}); speech at {find_speech(heard.samples, rate)}"
+        ) from None
+
+
+async def quiet_for(phone: Softphone, seconds: float, timeout: float = 30) -> float:
+    """Wait until the far end has been silent for ``seconds``; the offset where speech ended."""
+
+    def silent() -> float | None:
+        heard = phone.heard()
+        segments = find_speech(heard.samples, 8000)
+        end = segments[-1][1] if segments else 0.0
+        return end if segments and heard.duration - end >= seconds else None
+
+    return await wait_until(silent, timeout, "the agent to stop talking")
+
+
+async def phone_call_row(
+    database_url: str, *, ready: Callable[[dict[str, Any]], bool], within: float = 25, **where: Any
+) -> dict[str, Any]:
+    """The newest `calls` row matching ``where`` (column=value) once ``ready(row)`` holds."""
+    clause = " and ".join(f"{column} = %s" for column in where)
+    row = None
+    async with AsyncConnectionPool(database_url, kwargs={"row_factory": dict_row}, open=False) as pool:
+        for _ in range(int(within / 0.25)):
+            async with pool.connection() as conn:
+                cur = await conn.execute(
+                    f"select * from calls where {clause} order by started_at desc limit 1",  # noqa: S608
+                    tuple(where.values()),
+                )
+                row = await cur.fetchone()
+            if row and ready(row):
+                return row
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"calls row {where} not ready: {row}")
+
+
+def ended(row: dict[str, Any]) -> bool:
+    return row["ended_at"] is not None
+
+
+async def execute(database_url: str, sql: str, *args: Any) -> dict[str, Any] | None:
+    async with AsyncConnectionPool(database_url, kwargs={"row_factory": dict_row}, open=False) as pool:
+        async with pool.connection() as conn:
+            cur = await conn.execute(sql, args)
+            return await cur.fetchone() if cur.description else None
+
+
+async def room_names(livekit_server: Any) -> set[str]:
+    lk = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret)
+    try:
+        return {r.name for r in (await lk.room.list_rooms(api.ListRoomsRequest())).rooms}
+    finally:
+        await lk.aclose()
+
+
+@pytest.fixture
+def phone(tmp_path: Path) -> Iterator[Softphone]:
+    softphone = start_softphone(tmp_path, "caller", user=CALLER_NUMBER)
+    yield softphone
+    softphone.stop()
+
+
+@pytest.fixture
+def question_wav(tmp_path: Path) -> Path:
+    return synthesize(QUESTION, tmp_path / "question.wav", sample_rate=8000)
+
+
+@pytest.fixture
+async def caller_profile(database_url: str) -> Any:
+    """A customer whose profile has the calling number and a phone PIN (1234)."""
+    await execute(database_url, "delete from profiles where phone_e164 = %s", CALLER_NUMBER)
+    row = await execute(
+        database_url,
+        "insert into profiles (phone_e164, display_name, subscription_tier) values (%s, 'Pat Phone', 'pro')"
+        " returning id",
+        CALLER_NUMBER,
+    )
+    assert row is not None
+    await execute(
+        database_url,
+        "insert into user_settings (profile_id, phone_pin_hash) values (%s, %s)",
+        row["id"],
+        hash_pin("1234"),
+    )
+    return row["id"]
+
+
+@pytest.fixture
+def policy(call_policy_file: Path) -> Iterator[Callable[[str], None]]:
+    """Write the worker's call policy for one test; it is admit-all again afterwards."""
+    yield call_policy_file.write_text
+    call_policy_file.write_text("{}\n")
+
+
+# --- inbound ---------------------------------------------------------------------------------
+
+
+async def test_inbound_call_is_greeted_answered_and_stored(
+    phone, question_wav, caller_profile, provider_emulators, database_url, sip_trunks, livekit_server
+) -> None:
+    provider_emulators.reset()
+    provider_emulators.script(stt=[QUESTION], llm=[{"text": ANSWER, "when": QUESTION}, SUMMARY_ITEM])
+    greeting = prompts.line("phone_greeting")
+
+    phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    answered = phone.wait_for("CALL_ESTABLISHED", 15).at
+
+    # The greeting starts within 1.5 s of the answer (the agent publishes its audio first;
+    # livekit-sip only answers then), and it is the greeting, not just any sound.
+    offset = await heard_utterance(phone, greeting, timeout=10)
+    assert phone.heard().at(offset) - answered <= 1.5, f"greeting began {phone.heard().at(offset) - answered:.2f}s after answer"
+    # An unverified phone caller is not greeted by name, even though the number matches.
+    greeting_end = await quiet_for(phone, 0.8)
+
+    phone.play(question_wav)
+    await heard_utterance(phone, ANSWER, after_s=greeting_end, timeout=30)
+    await quiet_for(phone, 0.8)
+    phone.hangup()
+
+    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=lambda r: r["summary"] is not None)
+    assert row["channel"] == "pstn_inbound" and row["direction"] == "inbound"
+    assert row["status"] == "completed" and row["end_reason"] == "caller_hung_up"
+    assert row["to_number"] == COMPANY_NUMBER
+    assert row["profile_id"] == caller_profile, "the caller's profile was matched by their number"
+    turns = await stored_turns(database_url, row["id"])
+    said = [(t["role"], t["content"]) for t in turns if t["role"] != "tool"]
+    assert ("user", QUESTION) in said and ("assistant", ANSWER) in said
+    assert said[0] == ("assistant", greeting)
+    events = await stored_events(database_url, row["id"])
+    policy_events = [e["detail"] for e in events if e["kind"] == "policy"]
+    assert policy_events and policy_events[0]["allowed"] is True
+    assert row["room_name"] not in await room_names(livekit_server)
+
+
+@pytest.mark.parametrize(
+    ("policy_yaml", "rule", "message_key"),
+    [
+        (f'deny: ["{CALLER_NUMBER}"]\n', "deny_list", "denied"),
+        ("timezone: UTC\nbusiness_hours:\n  {closed_days}: \"00:00-24:00\"\n", "business_hours", "closed"),
+    ],
+    ids=["deny-list", "outside-business-hours"],
+)
+async def test_call_outside_policy_hears_why_and_is_ended(
+    phone, policy, policy_yaml, rule, message_key, database_url, sip_trunks
+) -> None:
+    today = time.gmtime().tm_wday
+    other_days = ",".join(d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun")) if i != today)
+    policy(policy_yaml.replace("{closed_days}", other_days))
+    from agent.call_policy import PolicyMessages
+
+    message = getattr(PolicyMessages(), message_key)
+    started = phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    phone.wait_for("CALL_ESTABLISHED", 15)
+    await heard_utterance(phone, message, timeout=15)
+    # The agent hangs up after the message: the softphone gets a BYE.
+    closed = phone.wait_for("CALL_CLOSED", 20, since=started)
+    assert "reset by peer" in (closed.param or "")
+
+    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended)
+    assert row["end_reason"] == rule
+    decisions = [e["detail"] for e in await stored_events(database_url, row["id"]) if e["kind"] == "policy"]
+    assert decisions == [
+        {"allowed": False, "rule": rule, "reason": decisions[0]["reason"]}
+    ], "the refusal is recorded on the call"
