@@ -72,10 +72,21 @@ async def dial(ctx: JobContext, settings: AgentSettings, number: str) -> DialRes
         )
     except api.TwirpError as exc:
         code = _sip_code(exc)
-        status: DialStatus = "busy" if code in _BUSY else "no_answer" if code in _NO_ANSWER else "failed"
-        logger.info("outbound call not answered: %s (SIP %s)", status, code)
-        return DialResult(status, code, exc.message[:200])
+        status = _classify(code, exc.code)
+        logger.info("outbound call not answered: %s (SIP %s, %s: %s)", status, code, exc.code, exc.message)
+        return DialResult(status, code, f"{exc.code}: {exc.message}"[:200])
     return DialResult("answered", 200)
+
+
+def _classify(sip_code: int | None, twirp_code: str) -> DialStatus:
+    if sip_code in _BUSY:
+        return "busy"
+    if sip_code in _NO_ANSWER:
+        return "no_answer"
+    # livekit-sip gives up ringing at the timeout by cancelling the INVITE: no SIP code then.
+    if sip_code is None and twirp_code in ("canceled", "deadline_exceeded"):
+        return "no_answer"
+    return "failed"
 
 
 def _sip_code(exc: api.TwirpError) -> int | None:

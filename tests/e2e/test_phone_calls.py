@@ -152,7 +152,7 @@ def question_wav(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def caller_profile(database_url: str) -> Any:
-    """A customer whose profile has the calling number and a phone PIN (1234)."""
+    """A customer whose profile has the calling number and a phone PIN (4821)."""
     await execute(database_url, "delete from profiles where phone_e164 = %s", CALLER_NUMBER)
     row = await execute(
         database_url,
@@ -165,7 +165,7 @@ async def caller_profile(database_url: str) -> Any:
         database_url,
         "insert into user_settings (profile_id, phone_pin_hash) values (%s, %s)",
         row["id"],
-        hash_pin("1234"),
+        hash_pin("4821"),
     )
     return row["id"]
 
@@ -247,3 +247,165 @@ async def test_call_outside_policy_hears_why_and_is_ended(
     assert decisions == [
         {"allowed": False, "rule": rule, "reason": decisions[0]["reason"]}
     ], "the refusal is recorded on the call"
+
+
+# --- outbound --------------------------------------------------------------------------------
+
+
+async def place_call(firebase_emulator, live_token_server, number: str, purpose: str) -> uuid.UUID:
+    """An operator (custom claim) asks the operator API to have the agent call ``number``."""
+    user = firebase_emulator.sign_up(display_name="Olive Operator")
+    firebase_emulator.set_custom_claims(user.uid, {"operator": True})
+    token = firebase_emulator.sign_in(user.email, user.password)
+    async with httpx.AsyncClient(base_url=live_token_server.url, timeout=15) as http:
+        resp = await http.post(
+            "/calls",
+            json={"phone_number": number, "purpose": purpose},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert resp.status_code == 202, resp.text
+    return uuid.UUID(resp.json()["call_id"])
+
+
+async def test_outbound_call_reaches_the_customer_and_the_agent_speaks_first(
+    tmp_path, firebase_emulator, live_token_server, provider_emulators, database_url, livekit_server, sip_trunks
+) -> None:
+    provider_emulators.reset()
+    provider_emulators.script(llm=[SUMMARY_ITEM])
+    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER, auto_answer=True, answer_delay=0.5)
+    try:
+        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+        purpose = "your renewal next week"
+        call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, purpose)
+
+        ringing = await phone_call_row(database_url, id=call_id, ready=lambda r: r["status"] != "pending")
+        assert ringing["status"] in ("ringing", "in_progress")
+        answered = await asyncio.to_thread(customer.wait_for, "CALL_ESTABLISHED", 20)
+        # The callee said nothing: the agent speaks first, and says why it calls.
+        opener = prompts.line("outbound_opener", purpose=purpose)
+        offset = await heard_utterance(customer, opener, timeout=10)
+        assert customer.heard().at(offset) - answered.at <= 1.5
+        row = await phone_call_row(database_url, id=call_id, ready=lambda r: r["answered_at"] is not None)
+        assert row["status"] == "in_progress"
+        await quiet_for(customer, 0.5)
+        customer.hangup()
+    finally:
+        customer.stop()
+
+    row = await phone_call_row(database_url, id=call_id, ready=ended)
+    assert row["channel"] == "pstn_outbound" and row["direction"] == "outbound"
+    assert row["status"] == "completed" and row["to_number"] == CUSTOMER_NUMBER
+    assert row["metadata"]["purpose"] == purpose and row["started_by"]
+    turns = await stored_turns(database_url, call_id)
+    assert turns and turns[0]["role"] == "assistant" and turns[0]["content"] == opener
+    dials = [e["detail"] for e in await stored_events(database_url, call_id) if e["kind"] == "dial"]
+    assert dials and dials[0]["status"] == "answered"
+
+
+async def test_outbound_call_nobody_answers_ends_as_no_answer(
+    tmp_path, firebase_emulator, live_token_server, provider_emulators, database_url, livekit_server, sip_trunks
+) -> None:
+    provider_emulators.reset()
+    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER)  # rings, never answers
+    try:
+        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+        call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, "a missed payment")
+        await asyncio.to_thread(customer.wait_for, "CALL_INCOMING", 20)
+        # OUTBOUND_RINGING_SECONDS is 8 for the test worker.
+        row = await phone_call_row(database_url, id=call_id, ready=ended, within=40)
+    finally:
+        customer.stop()
+    assert row["status"] == "no_answer", row
+    assert row["answered_at"] is None and row["end_reason"] == "no_answer"
+    assert row["room_name"] not in await room_names(livekit_server)
+
+
+# --- the caller hangs up, presses keys, asks for a person --------------------------------------
+
+
+def job_processes(worker) -> int:
+    return len(psutil.Process(worker.proc.pid).children(recursive=True))
+
+
+async def test_caller_hangs_up_during_the_reply(
+    phone, question_wav, provider_emulators, database_url, sip_trunks, livekit_server, agent_worker
+) -> None:
+    long_answer = " ".join(
+        [
+            "We are open from nine to five, Monday to Friday.",
+            "On Saturdays we open from ten until two in the afternoon.",
+            "On public holidays the office is closed, but the help center stays online.",
+            "You can also write to us at any time and we reply within one working day.",
+        ]
+    )
+    provider_emulators.reset()
+    provider_emulators.script(stt=[QUESTION], llm=[{"text": long_answer, "when": QUESTION}, SUMMARY_ITEM])
+    processes_before = job_processes(agent_worker)
+
+    dialled = phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    phone.wait_for("CALL_ESTABLISHED", 15)
+    greeting_end = await quiet_for(phone, 0.8)
+    phone.play(question_wav)
+    await heard_utterance(phone, long_answer, after_s=greeting_end, timeout=30)
+    phone.hangup()  # mid-reply: the answer takes ~15 s to say
+    hung_up = time.monotonic()
+
+    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended)
+    assert row["status"] == "completed" and row["end_reason"] == "caller_hung_up"
+    true_duration = hung_up - dialled
+    assert abs(row["duration_seconds"] - true_duration) < 2.5, (row["duration_seconds"], true_duration)
+    turns = await stored_turns(database_url, row["id"])
+    reply = [t for t in turns if t["role"] == "assistant" and t["content"] != prompts.line("phone_greeting")]
+    assert reply and reply[-1]["interrupted"] and len(reply[-1]["content"]) < len(long_answer)
+    # Nothing is left behind: the room is gone and the worker is back to its idle processes.
+    assert row["room_name"] not in await room_names(livekit_server)
+    await wait_until(lambda: job_processes(agent_worker) <= processes_before, 20, "the job process to end")
+
+
+async def test_pressing_zero_transfers_to_a_person_with_a_summary(
+    phone, caller_profile, provider_emulators, database_url, sip_trunks, human_phone
+) -> None:
+    provider_emulators.reset()
+    provider_emulators.script(llm=[SUMMARY_ITEM])
+    started = phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    phone.wait_for("CALL_ESTABLISHED", 15)
+    await quiet_for(phone, 0.8)
+    phone.send_dtmf("0")
+    await heard_utterance(phone, prompts.line("transfer"), timeout=15)
+
+    # SIP REFER: the caller's phone dials the person, who answers.
+    transfer = await asyncio.to_thread(phone.wait_for, "TRANSFER", 20, since=started)
+    assert transfer.param and human_phone.sip_uri.split(";")[0] in transfer.param
+    await asyncio.to_thread(human_phone.wait_for, "CALL_ESTABLISHED", 15, since=started)
+    human_phone.hangup()
+
+    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended)
+    assert row["end_reason"] == "transferred" and row["outcome"] in (None, "escalated")
+    events = await stored_events(database_url, row["id"])
+    kinds = [e["kind"] for e in events]
+    assert "dtmf" in kinds and "transfer" in kinds and "transferred" in kinds
+    handoff = next(e["detail"] for e in events if e["kind"] == "transfer")
+    assert handoff["reason"] == "caller pressed 0" and handoff["summary"], "the person gets a summary"
+
+
+async def test_keypad_pin_verifies_the_caller(
+    phone, caller_profile, provider_emulators, database_url, sip_trunks
+) -> None:
+    provider_emulators.reset()
+    provider_emulators.script(llm=[SUMMARY_ITEM])
+    phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    phone.wait_for("CALL_ESTABLISHED", 15)
+    greeting_end = await quiet_for(phone, 0.8)
+    phone.send_dtmf("*9999#")
+    await heard_utterance(phone, prompts.line("pin_rejected"), after_s=greeting_end, timeout=15)
+    rejected_end = await quiet_for(phone, 0.5)
+    phone.send_dtmf("*4821#")
+    await heard_utterance(phone, prompts.line("pin_verified"), after_s=rejected_end, timeout=15)
+    phone.hangup()
+
+    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended)
+    events = await stored_events(database_url, row["id"])
+    assert [e["detail"]["result"] for e in events if e["kind"] == "verification"] == ["wrong", "verified"]
+    # The PIN's digits are never stored: the keypad entry is recorded as a single "PIN" event.
+    stored = json.dumps([e["detail"] for e in events])
+    assert "4821" not in stored and "9999" not in stored
