@@ -13,7 +13,7 @@ import sys
 from datetime import datetime, time
 from pathlib import Path
 from typing import Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -23,7 +23,8 @@ from voicedesk.config import SettingsError
 logger = logging.getLogger("voicedesk.agent.call_policy")
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_RANGE = re.compile(r"^([01][0-9]|2[0-4]):([0-5][0-9])-([01][0-9]|2[0-4]):([0-5][0-9])$")
+_TIME = r"([01][0-9]|2[0-3]):([0-5][0-9])"
+_RANGE = re.compile(rf"^{_TIME}-(?:{_TIME}|(24):(00))$")  # 24:00 (midnight) only as an end
 _NUMBER_PATTERN = re.compile(r"^\+?[0-9]+\*?$")
 
 Channel = Literal["web", "pstn_inbound", "pstn_outbound"]
@@ -63,7 +64,10 @@ class CallPolicy(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str) -> str:
-        ZoneInfo(value)  # raises for an unknown zone
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like Europe/Paris)") from None
         return value
 
     @field_validator("allow", "deny")
@@ -81,6 +85,9 @@ class CallPolicy(BaseModel):
             for part in hours.split(","):
                 if not _RANGE.match(part.strip()):
                     raise ValueError(f"business_hours {days}: {part!r} is not HH:MM-HH:MM")
+                start, end = _parse_range(part.strip())
+                if start >= end:
+                    raise ValueError(f"business_hours {days}: {part!r} ends before it starts")
         return self
 
     def open_at(self, moment: datetime) -> bool:
@@ -157,9 +164,9 @@ def _expand_days(spec: str) -> set[str]:
 def _parse_range(text: str) -> tuple[time, time]:
     m = _RANGE.match(text)
     assert m is not None
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    end = time.max if h2 == 24 else time(h2, m2)
-    return time(h1 % 24, m1), end
+    h1, m1, h2, m2, midnight, _ = m.groups()
+    end = time.max if midnight else time(int(h2), int(m2))
+    return time(int(h1), int(m1)), end
 
 
 class PolicyFile:

@@ -28,6 +28,7 @@ HEADLINE_OPTIONS = "StartSel=«, StopSel=», MaxWords=35, MinWords=15, MaxFragme
 _SUMMARY_COLUMNS = sql.SQL(
     """
     c.id, c.profile_id, p.display_name as caller_name, c.channel, c.direction, c.status,
+    c.from_number, c.to_number,
     c.started_at, c.answered_at, c.ended_at, c.duration_seconds, c.end_reason, c.outcome,
     c.degraded, c.summary, (c.recording_path is not null) as has_recording
     """

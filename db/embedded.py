@@ -6,6 +6,7 @@ token server, the worker and its job processes all attach to the same one.
 
 from __future__ import annotations
 
+import atexit
 import os
 from pathlib import Path
 
@@ -30,8 +31,11 @@ def stop_embedded(data_dir: Path) -> None:
     if (data_dir / "postmaster.pid").exists():
         user = "pgserver" if os.geteuid() == 0 else None
         pg_ctl(["-w", "stop", "-m", "fast"], pgdata=data_dir, user=user)
-    # pgserver caches one handle per data dir and would hand back the stopped server.
-    PostgresServer._instances.pop(data_dir.expanduser().resolve(), None)
+    # pgserver caches one handle per data dir and would hand back the stopped server; its exit
+    # hook would then look for the handle we dropped, so it goes too.
+    handle = PostgresServer._instances.pop(data_dir.expanduser().resolve(), None)
+    if handle is not None:
+        atexit.unregister(handle._cleanup)
 
 
 def resolve_database_url(settings: DatabaseSettings) -> str:

@@ -325,6 +325,11 @@ def run() -> None:
             time.sleep(1)
     except KeyboardInterrupt:
         pass
+    except SystemExit as exc:  # say why before the shutdown lines, not after them
+        if isinstance(exc.code, str):
+            print(exc.code, file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
+        raise
     finally:
         _stop(running, db_settings.pgserver_data_dir if embedded else None)
 

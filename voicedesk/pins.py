@@ -22,12 +22,13 @@ def hash_pin(pin: str) -> str:
 def check_pin(pin: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
-    except ValueError:
+        if scheme != "scrypt":
+            return False
+        expected = bytes.fromhex(digest)
+        candidate = hashlib.scrypt(pin.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
+    except ValueError:  # a damaged hash matches nothing; it must not break the call
         return False
-    if scheme != "scrypt":
-        return False
-    candidate = hashlib.scrypt(pin.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p))
-    return hmac.compare_digest(candidate, bytes.fromhex(digest))
+    return hmac.compare_digest(candidate, expected)
 
 
 def digits_only(spoken: str) -> str:

@@ -38,6 +38,11 @@ def post(server: TokenServer, body: Any, headers: dict[str, str] | None = None) 
     return httpx.post(f"{server.url}/calls", json=body, headers=headers or {}, timeout=30)
 
 
+async def apost(server: TokenServer, body: Any, headers: dict[str, str]) -> httpx.Response:
+    async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+        return await http.post("/calls", json=body, headers=headers)
+
+
 def rows_for(database_url: str, number: str) -> list[dict[str, Any]]:
     with psycopg.connect(database_url, row_factory=dict_row) as conn:
         return conn.execute("select * from calls where to_number = %s", (number,)).fetchall()
@@ -109,7 +114,11 @@ def test_a_non_operator_is_403_and_nothing_is_dialled(
         ({"phone_number": "NUMBER"}, "purpose", "missing"),
         ({"phone_number": "NUMBER", "purpose": ""}, "purpose", "string_too_short"),
         ({"phone_number": "NUMBER", "purpose": "x" * 501}, "purpose", "string_too_long"),
-        ({"phone_number": "NUMBER", "purpose": PURPOSE, "caller_id": "+15550000000"}, "caller_id", "extra_forbidden"),
+        (
+            {"phone_number": "NUMBER", "purpose": PURPOSE, "caller_id": "+15550000000"},
+            "caller_id",
+            "extra_forbidden",
+        ),
     ],
     ids=[
         "national-number",
@@ -165,7 +174,7 @@ async def test_an_operator_places_a_call(
     created_rooms: list[str],
 ) -> None:
     number = fresh_number()
-    resp = post(live_token_server, {"phone_number": number, "purpose": PURPOSE}, operator.headers)
+    resp = await apost(live_token_server, {"phone_number": number, "purpose": PURPOSE}, operator.headers)
     assert resp.status_code == 202, resp.text
     body = resp.json()
     created_rooms.append(body["room_name"])
@@ -198,7 +207,8 @@ async def test_an_operator_places_a_call(
         assert row["status"] == "pending" and row["ended_at"] is None
 
     # The Location header leads to the call in the operator API.
-    detail = httpx.get(f"{live_token_server.url}{resp.headers['location']}", headers=operator.headers, timeout=15)
+    async with httpx.AsyncClient(base_url=live_token_server.url, timeout=15) as http:
+        detail = await http.get(resp.headers["location"], headers=operator.headers)
     assert detail.status_code == 200, detail.text
     call = detail.json()
     assert call["id"] == str(call_id)
@@ -206,7 +216,6 @@ async def test_an_operator_places_a_call(
     assert call["room_name"] == body["room_name"]
     assert call["started_by"] == operator.user.uid
     assert call["metadata"]["purpose"] == PURPOSE
-    assert call["status"] in {"pending", "ringing", "in_progress", "no_answer", "busy", "failed", "completed"}
 
 
 async def test_camel_case_phone_number_is_accepted(
@@ -217,7 +226,7 @@ async def test_camel_case_phone_number_is_accepted(
     created_rooms: list[str],
 ) -> None:
     number = fresh_number()
-    resp = post(live_token_server, {"phoneNumber": number, "purpose": PURPOSE}, operator.headers)
+    resp = await apost(live_token_server, {"phoneNumber": number, "purpose": PURPOSE}, operator.headers)
     assert resp.status_code == 202, resp.text
     created_rooms.append(resp.json()["room_name"])
     (row,) = rows_for(database_url, number)

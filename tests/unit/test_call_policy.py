@@ -27,7 +27,9 @@ def policy(**fields: Any) -> CallPolicy:
 def at(day: str, hh: int, mm: int = 0, ss: int = 0) -> datetime:
     """A UTC moment in the week of Monday 2025-01-13 (UTC is the policy's default zone)."""
     days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
-    return datetime(2025, 1, 13, tzinfo=UTC) + timedelta(days=days.index(day), hours=hh, minutes=mm, seconds=ss)
+    return datetime(2025, 1, 13, tzinfo=UTC) + timedelta(
+        days=days.index(day), hours=hh, minutes=mm, seconds=ss
+    )
 
 
 # --- allow and deny lists -----------------------------------------------------------------------------

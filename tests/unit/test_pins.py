@@ -37,7 +37,9 @@ def test_shortest_and_longest_pins_round_trip() -> None:
         assert check_pin(pin, hash_pin(pin)), pin
 
 
-@pytest.mark.parametrize("pin", ["123", "123456789", "12a4", "12 34", "12-34", "", "one two three four", "١٢٣٤"])
+@pytest.mark.parametrize(
+    "pin", ["123", "123456789", "12a4", "12 34", "12-34", "", "one two three four", "١٢٣٤"]
+)
 def test_a_pin_that_is_not_4_to_8_digits_is_refused(pin: str) -> None:
     with pytest.raises(ValueError, match="4 to 8 digits"):
         hash_pin(pin)

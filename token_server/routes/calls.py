@@ -64,6 +64,8 @@ class CallSummary(BaseModel):
     channel: Channel
     direction: Literal["inbound", "outbound"]
     status: CallStatus
+    from_number: str | None = Field(description="Calling number of a phone call")
+    to_number: str | None = Field(description="Number called: ours (inbound) or the customer's (outbound)")
     started_at: datetime
     answered_at: datetime | None
     ended_at: datetime | None
