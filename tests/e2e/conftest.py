@@ -19,7 +19,9 @@ COMPANY_NUMBER = "+15550100"
 
 
 @pytest.fixture(scope="session")
-def livekit_sip(work_dir: Path, livekit_server: LiveKitServer, redis_server: RedisServer) -> Iterator[LiveKitSip]:
+def livekit_sip(
+    work_dir: Path, livekit_server: LiveKitServer, redis_server: RedisServer
+) -> Iterator[LiveKitSip]:
     sip = start_livekit_sip(work_dir / "livekit-sip", livekit_server, redis_server.address)
     yield sip
     sip.service.stop()

@@ -20,7 +20,9 @@ AGENT = "voicedesk-sales"
 
 
 @pytest.fixture
-def limited_worker(request, tmp_path: Path, livekit_server, provider_emulators, database_url) -> Iterator[Service]:
+def limited_worker(
+    request, tmp_path: Path, livekit_server, provider_emulators, database_url
+) -> Iterator[Service]:
     env = {
         **livekit_server.env(),
         **provider_emulators.env(),

@@ -55,16 +55,16 @@ def first_sentence(text: str) -> str:
     return text.split(". ")[0].split("? ")[0]
 
 
-async def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
+async def wait_until(check: Callable[[], Any], within: float, what: str) -> Any:
+    deadline = time.monotonic() + within
     while time.monotonic() < deadline:
         if value := check():
             return value
         await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
-async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, timeout: float = 20) -> float:
+async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, within: float = 20) -> float:
     """Wait until ``text`` is heard after ``after_s`` into the recording; its offset in seconds."""
     needle = await spoken(first_sentence(text))
     rate = 8000
@@ -78,7 +78,7 @@ async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, 
         return after_s + offset if score >= MATCH else None
 
     try:
-        return await wait_until(found, timeout, f"{text!r} to be heard")
+        return await wait_until(found, within, f"{text!r} to be heard")
     except AssertionError:
         heard = phone.heard()
         _, score = locate(heard.samples[int(after_s * rate) :], needle, rate)
@@ -87,7 +87,7 @@ async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, 
         ) from None
 
 
-async def quiet_for(phone: Softphone, seconds: float, timeout: float = 30) -> float:
+async def quiet_for(phone: Softphone, seconds: float, within: float = 30) -> float:
     """Wait until the far end has been silent for ``seconds``; the offset where speech ended."""
 
     def silent() -> float | None:
@@ -96,7 +96,7 @@ async def quiet_for(phone: Softphone, seconds: float, timeout: float = 30) -> fl
         end = segments[-1][1] if segments else 0.0
         return end if segments and heard.duration - end >= seconds else None
 
-    return await wait_until(silent, timeout, "the agent to stop talking")
+    return await wait_until(silent, within, "the agent to stop talking")
 
 
 async def phone_call_row(
@@ -109,7 +109,7 @@ async def phone_call_row(
         for _ in range(int(within / 0.25)):
             async with pool.connection() as conn:
                 cur = await conn.execute(
-                    f"select * from calls where {clause} order by started_at desc limit 1",  # noqa: S608
+                    f"select * from calls where {clause} order by started_at desc limit 1",
                     tuple(where.values()),
                 )
                 row = await cur.fetchone()
@@ -192,17 +192,21 @@ async def test_inbound_call_is_greeted_answered_and_stored(
 
     # The greeting starts within 1.5 s of the answer (the agent publishes its audio first;
     # livekit-sip only answers then), and it is the greeting, not just any sound.
-    offset = await heard_utterance(phone, greeting, timeout=10)
-    assert phone.heard().at(offset) - answered <= 1.5, f"greeting began {phone.heard().at(offset) - answered:.2f}s after answer"
+    offset = await heard_utterance(phone, greeting, within=10)
+    assert phone.heard().at(offset) - answered <= 1.5, (
+        f"greeting began {phone.heard().at(offset) - answered:.2f}s after answer"
+    )
     # An unverified phone caller is not greeted by name, even though the number matches.
     greeting_end = await quiet_for(phone, 0.8)
 
     phone.play(question_wav)
-    await heard_utterance(phone, ANSWER, after_s=greeting_end, timeout=30)
+    await heard_utterance(phone, ANSWER, after_s=greeting_end, within=30)
     await quiet_for(phone, 0.8)
     phone.hangup()
 
-    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=lambda r: r["summary"] is not None)
+    row = await phone_call_row(
+        database_url, from_number=CALLER_NUMBER, ready=lambda r: r["summary"] is not None
+    )
     assert row["channel"] == "pstn_inbound" and row["direction"] == "inbound"
     assert row["status"] == "completed" and row["end_reason"] == "caller_hung_up"
     assert row["to_number"] == COMPANY_NUMBER
@@ -221,7 +225,7 @@ async def test_inbound_call_is_greeted_answered_and_stored(
     ("policy_yaml", "rule", "message_key"),
     [
         (f'deny: ["{CALLER_NUMBER}"]\n', "deny_list", "denied"),
-        ("timezone: UTC\nbusiness_hours:\n  {closed_days}: \"00:00-24:00\"\n", "business_hours", "closed"),
+        ('timezone: UTC\nbusiness_hours:\n  {closed_days}: "00:00-24:00"\n', "business_hours", "closed"),
     ],
     ids=["deny-list", "outside-business-hours"],
 )
@@ -229,14 +233,16 @@ async def test_call_outside_policy_hears_why_and_is_ended(
     phone, policy, policy_yaml, rule, message_key, database_url, sip_trunks
 ) -> None:
     today = time.gmtime().tm_wday
-    other_days = ",".join(d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun")) if i != today)
+    other_days = ",".join(
+        d for i, d in enumerate(("mon", "tue", "wed", "thu", "fri", "sat", "sun")) if i != today
+    )
     policy(policy_yaml.replace("{closed_days}", other_days))
     from agent.call_policy import PolicyMessages
 
     message = getattr(PolicyMessages(), message_key)
     started = phone.call(sip_trunks.uri(COMPANY_NUMBER))
     phone.wait_for("CALL_ESTABLISHED", 15)
-    await heard_utterance(phone, message, timeout=15)
+    await heard_utterance(phone, message, within=15)
     # The agent hangs up after the message: the softphone gets a BYE.
     closed = phone.wait_for("CALL_CLOSED", 20, since=started)
     assert "reset by peer" in (closed.param or "")
@@ -244,9 +250,9 @@ async def test_call_outside_policy_hears_why_and_is_ended(
     row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended)
     assert row["end_reason"] == rule
     decisions = [e["detail"] for e in await stored_events(database_url, row["id"]) if e["kind"] == "policy"]
-    assert decisions == [
-        {"allowed": False, "rule": rule, "reason": decisions[0]["reason"]}
-    ], "the refusal is recorded on the call"
+    assert decisions == [{"allowed": False, "rule": rule, "reason": decisions[0]["reason"]}], (
+        "the refusal is recorded on the call"
+    )
 
 
 # --- outbound --------------------------------------------------------------------------------
@@ -268,7 +274,13 @@ async def place_call(firebase_emulator, live_token_server, number: str, purpose:
 
 
 async def test_outbound_call_reaches_the_customer_and_the_agent_speaks_first(
-    tmp_path, firebase_emulator, live_token_server, provider_emulators, database_url, livekit_server, sip_trunks
+    tmp_path,
+    firebase_emulator,
+    live_token_server,
+    provider_emulators,
+    database_url,
+    livekit_server,
+    sip_trunks,
 ) -> None:
     provider_emulators.reset()
     provider_emulators.script(llm=[SUMMARY_ITEM])
@@ -283,7 +295,7 @@ async def test_outbound_call_reaches_the_customer_and_the_agent_speaks_first(
         answered = await asyncio.to_thread(customer.wait_for, "CALL_ESTABLISHED", 20)
         # The callee said nothing: the agent speaks first, and says why it calls.
         opener = prompts.line("outbound_opener", purpose=purpose)
-        offset = await heard_utterance(customer, opener, timeout=10)
+        offset = await heard_utterance(customer, opener, within=10)
         assert customer.heard().at(offset) - answered.at <= 1.5
         row = await phone_call_row(database_url, id=call_id, ready=lambda r: r["answered_at"] is not None)
         assert row["status"] == "in_progress"
@@ -303,7 +315,13 @@ async def test_outbound_call_reaches_the_customer_and_the_agent_speaks_first(
 
 
 async def test_outbound_call_nobody_answers_ends_as_no_answer(
-    tmp_path, firebase_emulator, live_token_server, provider_emulators, database_url, livekit_server, sip_trunks
+    tmp_path,
+    firebase_emulator,
+    live_token_server,
+    provider_emulators,
+    database_url,
+    livekit_server,
+    sip_trunks,
 ) -> None:
     provider_emulators.reset()
     customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER)  # rings, never answers
@@ -346,7 +364,7 @@ async def test_caller_hangs_up_during_the_reply(
     phone.wait_for("CALL_ESTABLISHED", 15)
     greeting_end = await quiet_for(phone, 0.8)
     phone.play(question_wav)
-    await heard_utterance(phone, long_answer, after_s=greeting_end, timeout=30)
+    await heard_utterance(phone, long_answer, after_s=greeting_end, within=30)
     phone.hangup()  # mid-reply: the answer takes ~15 s to say
     hung_up = time.monotonic()
 
@@ -371,7 +389,7 @@ async def test_pressing_zero_transfers_to_a_person_with_a_summary(
     phone.wait_for("CALL_ESTABLISHED", 15)
     await quiet_for(phone, 0.8)
     phone.send_dtmf("0")
-    await heard_utterance(phone, prompts.line("transfer"), timeout=15)
+    await heard_utterance(phone, prompts.line("transfer"), within=15)
 
     # SIP REFER: the caller's phone dials the person, who answers.
     transfer = await asyncio.to_thread(phone.wait_for, "TRANSFER", 20, since=started)
@@ -397,10 +415,10 @@ async def test_keypad_pin_verifies_the_caller(
     phone.wait_for("CALL_ESTABLISHED", 15)
     greeting_end = await quiet_for(phone, 0.8)
     phone.send_dtmf("*9999#")
-    await heard_utterance(phone, prompts.line("pin_rejected"), after_s=greeting_end, timeout=15)
+    await heard_utterance(phone, prompts.line("pin_rejected"), after_s=greeting_end, within=15)
     rejected_end = await quiet_for(phone, 0.5)
     phone.send_dtmf("*4821#")
-    await heard_utterance(phone, prompts.line("pin_verified"), after_s=rejected_end, timeout=15)
+    await heard_utterance(phone, prompts.line("pin_verified"), after_s=rejected_end, within=15)
     phone.hangup()
 
     row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended)
@@ -409,3 +427,119 @@ async def test_keypad_pin_verifies_the_caller(
     # The PIN's digits are never stored: the keypad entry is recorded as a single "PIN" event.
     stored = json.dumps([e["detail"] for e in events])
     assert "4821" not in stored and "9999" not in stored
+
+
+async def test_spoken_pin_unlocks_the_account_only_after_verification(
+    phone, caller_profile, provider_emulators, database_url, sip_trunks
+) -> None:
+    """Until the PIN matches, the LLM is told nothing about the account; then it is."""
+    said = "My PIN is 4 8 2 1."
+    provider_emulators.reset()
+    provider_emulators.script(
+        stt=[said],
+        llm=[
+            {"when": "PIN is", "tool_calls": [{"name": "verify_caller", "arguments": {"pin": "4821"}}]},
+            {"when": "PIN is", "text": "Thanks Pat, you're verified."},
+            SUMMARY_ITEM,
+        ],
+    )
+    phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    phone.wait_for("CALL_ESTABLISHED", 15)
+    greeting_end = await quiet_for(phone, 0.8)
+    phone.play(synthesize(said, phone.dir / "pin.wav", sample_rate=8000))
+    await heard_utterance(phone, "Thanks Pat, you're verified.", after_s=greeting_end, within=30)
+    phone.hangup()
+
+    requests = [e for e in provider_emulators.log("llm") if e.get("event") == "request"]
+    before = next(r for r in requests if (r.get("answer") or {}).get("tool_calls"))
+    after = next(r for r in requests if "Thanks Pat" in str((r.get("answer") or {}).get("text")))
+    assert "Pat Phone" not in json.dumps(before) and "not yet verified" in json.dumps(before)
+    assert "Pat Phone" in json.dumps(after), "verified: the instructions now carry the account"
+
+    row = await phone_call_row(
+        database_url, from_number=CALLER_NUMBER, ready=lambda r: r["summary"] is not None
+    )
+    turns = await stored_turns(database_url, row["id"])
+    tool = next(t for t in turns if t["tool_name"] == "verify_caller")
+    assert tool["tool_arguments"] == {"redacted": True}, "the PIN is never stored"
+    assert json.loads(tool["tool_result"]["output"])["result"] == "verified"
+
+
+async def test_over_the_concurrency_cap_a_caller_hears_the_busy_message(
+    phone, tmp_path, policy, provider_emulators, database_url, sip_trunks
+) -> None:
+    provider_emulators.reset()
+    policy("max_concurrent_calls: 1\n")
+    for _ in range(120):  # earlier tests' calls still finishing would count against the cap
+        row = await execute(
+            database_url,
+            "select count(*) as n from calls where channel = 'pstn_inbound' and ended_at is null",
+        )
+        if row and row["n"] == 0:
+            break
+        await asyncio.sleep(0.25)
+    second = start_softphone(tmp_path, "second", user="+15559876543")
+    try:
+        phone.call(sip_trunks.uri(COMPANY_NUMBER))
+        phone.wait_for("CALL_ESTABLISHED", 15)
+        await quiet_for(phone, 0.5)  # the first call is live and stored
+        started = second.call(sip_trunks.uri(COMPANY_NUMBER))
+        second.wait_for("CALL_ESTABLISHED", 15)
+        from agent.call_policy import PolicyMessages
+
+        await heard_utterance(second, PolicyMessages().busy, within=15)
+        await asyncio.to_thread(second.wait_for, "CALL_CLOSED", 20, since=started)
+        assert phone.call_state is not None and phone.call_state.closed_at is None, "the first call goes on"
+        phone.hangup()
+    finally:
+        second.stop()
+    row = await phone_call_row(database_url, from_number="+15559876543", ready=ended)
+    assert row["end_reason"] == "max_concurrent_calls"
+
+
+async def test_outbound_call_to_a_busy_line_ends_as_busy(
+    tmp_path,
+    firebase_emulator,
+    live_token_server,
+    provider_emulators,
+    database_url,
+    livekit_server,
+    sip_trunks,
+) -> None:
+    provider_emulators.reset()
+    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER, reject_code=486)
+    try:
+        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+        call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, "your order")
+        row = await phone_call_row(database_url, id=call_id, ready=ended, within=30)
+    finally:
+        customer.stop()
+    assert row["status"] == "busy" and row["end_reason"] == "busy" and row["answered_at"] is None
+
+
+async def test_outbound_call_reaching_voicemail_leaves_a_message(
+    tmp_path,
+    firebase_emulator,
+    live_token_server,
+    provider_emulators,
+    database_url,
+    livekit_server,
+    sip_trunks,
+) -> None:
+    greeting = "Hi, you have reached Sam. Please leave a message after the tone."
+    provider_emulators.reset()
+    provider_emulators.script(stt=[greeting])
+    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER, auto_answer=True)
+    try:
+        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+        purpose = "your renewal"
+        call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, purpose)
+        answered = await asyncio.to_thread(customer.wait_for, "CALL_ESTABLISHED", 20)
+        customer.play(synthesize(greeting, tmp_path / "voicemail.wav", sample_rate=8000))
+        message = prompts.line("voicemail_message", purpose=purpose)
+        await heard_utterance(customer, message, within=30)
+        await asyncio.to_thread(customer.wait_for, "CALL_CLOSED", 30, since=answered.at)
+    finally:
+        customer.stop()
+    row = await phone_call_row(database_url, id=call_id, ready=lambda r: r["outcome"] is not None)
+    assert row["end_reason"] == "voicemail" and row["outcome"] == "follow_up"
