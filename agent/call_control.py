@@ -70,6 +70,8 @@ class CallControl:
 
     def verification_event(self, result: str) -> None:
         self._event("verification", result=result)
+        if result == "verified" and self._record is not None:
+            self._record.mask_spoken_pins = False  # from now on digits are account talk, not a PIN
 
     # ending ------------------------------------------------------------------------------------
     async def hang_up(self, reason: str, line: str | None = None) -> None:

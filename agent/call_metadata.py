@@ -22,8 +22,8 @@ class CallMetadata(BaseModel):
 
     @model_validator(mode="after")
     def _outbound_has_a_number(self) -> CallMetadata:
-        if self.channel == "pstn_outbound" and not self.phone_number:
-            raise ValueError("an outbound call needs phone_number")
+        if self.channel == "pstn_outbound" and not (self.phone_number and self.purpose):
+            raise ValueError("an outbound call needs phone_number and purpose")
         return self
 
     @property

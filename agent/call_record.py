@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable
@@ -40,6 +41,8 @@ _LATENCY_KEYS = {
 }
 SECRET_TOOLS = {"verify_caller"}  # their arguments (a PIN) are never stored
 SECRET_ARGUMENTS = {"redacted": True}
+# What an unverified phone caller says may be their PIN: 4 to 8 digits, maybe spaced ("4 8 2 1").
+_SPOKEN_PIN = re.compile(r"(?<!\d)\d(?:[\s.-]?\d){3,7}(?!\d)")
 RETRY_DELAYS = (0.2, 0.5, 1.0)  # then the journal: a live call cannot wait on the database
 ATTEMPT_TIMEOUT_S = 2.0
 REPLAY_INTERVAL_S = 2.0
@@ -92,6 +95,8 @@ class CallRecord:
         self._last_replay = 0.0
         self._closed = False
         self._backlog = 0  # records in this call's journal
+        # Phone callers speak their PIN before they are verified: digits in their words are masked.
+        self.mask_spoken_pins = meta.is_phone
 
     @property
     def call_id(self) -> uuid.UUID:
@@ -163,12 +168,15 @@ class CallRecord:
             "turn",
             role=item.role,
             # For an interrupted reply LiveKit keeps only the text that was actually spoken.
-            content=self._redact(item.text_content or ""),
+            content=self._redact(self._mask(item.role, item.text_content or "")),
             started_at=_ts(m.get("started_speaking_at")) or _ts(item.created_at),
             ended_at=_ts(m.get("stopped_speaking_at")),
             interrupted=item.interrupted,
             latency=latency,
         )
+
+    def _mask(self, role: str, text: str) -> str:
+        return _SPOKEN_PIN.sub("[PIN]", text) if role == "user" and self.mask_spoken_pins else text
 
     def _on_tools(self, ev: FunctionToolsExecutedEvent) -> None:
         for call, output in ev.zipped():

@@ -210,7 +210,7 @@ async def entrypoint(ctx: JobContext) -> None:
             from_number=number if party and not outbound else None,
             to_number=meta.phone_number if outbound else (party.our_number if party else None),
         )
-        if decision is not None:
+        if decision is not None and decision.rule != "not_applicable":
             record.event("policy", **decision.model_dump(exclude={"message"}))
         record.attach(session)
         metrics.call_started(meta.channel)
@@ -269,8 +269,8 @@ async def entrypoint(ctx: JobContext) -> None:
 async def _voicemail(control: CallControl) -> None:
     """An answering machine: leave the configured message (or not) and hang up."""
     leave = settings.voicemail_action == "leave_message"
-    purpose = control.purpose or "your account"
-    await control.hang_up("voicemail", prompts.line("voicemail_message", purpose=purpose) if leave else None)
+    message = prompts.line("voicemail_message", purpose=control.purpose or "") if leave else None
+    await control.hang_up("voicemail", message)
 
 
 def _participant_event(record: CallRecord, kind: str, participant: rtc.RemoteParticipant) -> None:

@@ -54,9 +54,9 @@ class VoiceDeskAgent(Agent):
 
     def greeting(self) -> str:
         """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""
-        if self._caller.purpose is not None or (self._caller.number and not self._caller.verified):
-            if self._caller.purpose:
-                return prompts.line("outbound_opener", purpose=self._caller.purpose)
+        if self._caller.purpose:  # we called them
+            return prompts.line("outbound_opener", purpose=self._caller.purpose)
+        if self._caller.number and not self._caller.verified:  # no name before the PIN
             return prompts.line("phone_greeting")
         template = self._caller.settings.greeting if self._caller.settings else None
         return prompts.greeting(self._caller.name, template=template)

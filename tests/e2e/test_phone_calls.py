@@ -299,7 +299,7 @@ async def test_outbound_call_reaches_the_customer_and_the_agent_speaks_first(
         assert customer.heard().at(offset) - answered.at <= 1.5
         row = await phone_call_row(database_url, id=call_id, ready=lambda r: r["answered_at"] is not None)
         assert row["status"] == "in_progress"
-        await quiet_for(customer, 0.5)
+        await quiet_for(customer, 1.0)  # espeak pauses ~0.5 s between the opener's sentences
         customer.hangup()
     finally:
         customer.stop()
@@ -462,6 +462,8 @@ async def test_spoken_pin_unlocks_the_account_only_after_verification(
     turns = await stored_turns(database_url, row["id"])
     tool = next(t for t in turns if t["tool_name"] == "verify_caller")
     assert tool["tool_arguments"] == {"redacted": True}, "the PIN is never stored"
+    spoken_pin = next(t["content"] for t in turns if t["role"] == "user")
+    assert spoken_pin == "My PIN is [PIN].", "not in the transcript either"
     assert json.loads(tool["tool_result"]["output"])["result"] == "verified"
 
 

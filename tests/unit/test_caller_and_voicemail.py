@@ -176,8 +176,14 @@ def test_an_inbound_phone_call_without_an_id_gets_a_fresh_one() -> None:
     ["15550100123", "+0155501001", "+1 555 010 0123", "+1555", "+1234567890123456", "tel:+15550100123"],
 )
 def test_the_number_to_dial_must_be_e164(number: str) -> None:
-    raw = json.dumps({"channel": "pstn_outbound", "call_id": str(uuid.uuid4()), "phone_number": number})
-    assert parse_call_metadata(raw) is None
+    raw = {"channel": "pstn_outbound", "call_id": str(uuid.uuid4()), "phone_number": number, "purpose": "a"}
+    assert parse_call_metadata(json.dumps(raw)) is None
+    assert parse_call_metadata(json.dumps({**raw, "phone_number": "+15550100123"})) is not None
+
+
+def test_an_outbound_call_needs_a_purpose() -> None:
+    raw = {"channel": "pstn_outbound", "call_id": str(uuid.uuid4()), "phone_number": "+15550100123"}
+    assert parse_call_metadata(json.dumps(raw)) is None
 
 
 def test_an_overlong_purpose_is_rejected() -> None:
