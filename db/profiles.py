@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 _COLUMNS = (
@@ -31,6 +32,7 @@ class UserSettings:
     voice_id: str | None
     greeting: str | None
     language: str
+    has_phone_pin: bool = False
 
 
 async def ensure_profile(
@@ -97,18 +99,32 @@ async def get_profile_by_phone(pool: AsyncConnectionPool, phone_e164: str) -> Pr
     return Profile(**row) if row else None
 
 
-async def set_phone_pin_hash(
-    pool: AsyncConnectionPool, profile_id: uuid.UUID | str, pin_hash: str | None
-) -> None:
+SETTINGS_COLUMNS = frozenset({"voice_id", "greeting", "language", "phone_pin_hash"})
+
+
+async def update_user_settings(
+    pool: AsyncConnectionPool, profile_id: uuid.UUID | str, changes: dict[str, str | None]
+) -> UserSettings:
+    """Set the given columns (others stay as they are) and return the settings as stored."""
+    unknown = set(changes) - SETTINGS_COLUMNS
+    if unknown:
+        raise ValueError(f"not a settings column: {', '.join(sorted(unknown))}")
+    columns = sql.SQL(", ").join(sql.Identifier(c) for c in ("profile_id", *changes))
+    values = sql.SQL(", ").join(sql.Placeholder() for _ in range(len(changes) + 1))
+    updates = sql.SQL(", ").join(
+        sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c)) for c in (*changes, "updated_at")
+    )
     async with pool.connection() as conn:
         await conn.execute(
-            """
-            insert into user_settings (profile_id, phone_pin_hash) values (%s, %s)
-            on conflict (profile_id) do update
-              set phone_pin_hash = excluded.phone_pin_hash, updated_at = now()
-            """,
-            (profile_id, pin_hash),
+            sql.SQL(
+                "insert into user_settings ({columns}) values ({values}) "
+                "on conflict (profile_id) do update set {updates}"
+            ).format(columns=columns, values=values, updates=updates),
+            (profile_id, *changes.values()),
         )
+    settings = await get_user_settings(pool, profile_id)
+    assert settings is not None
+    return settings
 
 
 async def get_phone_pin_hash(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> str | None:
@@ -123,7 +139,9 @@ async def get_phone_pin_hash(pool: AsyncConnectionPool, profile_id: uuid.UUID | 
 async def get_user_settings(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> UserSettings | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "select voice_id, greeting, language from user_settings where profile_id = %s", (profile_id,)
+            "select voice_id, greeting, language, phone_pin_hash is not null as has_phone_pin"
+            " from user_settings where profile_id = %s",
+            (profile_id,),
         )
         row = await cur.fetchone()
     return UserSettings(**row) if row else None

@@ -19,7 +19,7 @@ from db.pool import open_pool
 from db.settings import DatabaseSettings
 from db.storage import StorageSettings
 from token_server.auth import FirebaseTokenVerifier
-from token_server.routes import calls, health, outbound, recordings, token
+from token_server.routes import calls, health, me, outbound, recordings, token
 from token_server.settings import TokenServerSettings
 from voicedesk.config import load_settings
 from voicedesk.logging_setup import RequestIdMiddleware
@@ -89,6 +89,7 @@ def create_app(
     app.include_router(token.router)
     app.include_router(calls.router)
     app.include_router(outbound.router)
+    app.include_router(me.router)
     app.include_router(recordings.router)
     return app
 

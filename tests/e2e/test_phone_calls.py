@@ -171,6 +171,23 @@ async def caller_profile(database_url: str) -> Any:
 
 
 @pytest.fixture
+async def app_user_with_pin(database_url: str, firebase_emulator, live_token_server) -> Any:
+    """The same person as in the app: Firebase user with the calling number, PIN set in settings."""
+    await execute(database_url, "delete from profiles where phone_e164 = %s", CALLER_NUMBER)
+    user = firebase_emulator.sign_up(display_name="Pat Phone")
+    firebase_emulator.update_profile(user.uid, phone=CALLER_NUMBER)
+    token = firebase_emulator.sign_in(user.email, user.password)
+    async with httpx.AsyncClient(base_url=live_token_server.url, timeout=15) as http:
+        resp = await http.put(
+            "/me/settings", json={"phone_pin": "4821"}, headers={"Authorization": f"Bearer {token}"}
+        )
+    assert resp.status_code == 200 and resp.json()["phone_pin_set"], resp.text
+    row = await execute(database_url, "select id from profiles where firebase_uid = %s", user.uid)
+    assert row is not None
+    return row["id"]
+
+
+@pytest.fixture
 def policy(call_policy_file: Path) -> Iterator[Callable[[str], None]]:
     """Write the worker's call policy for one test; it is admit-all again afterwards."""
     yield call_policy_file.write_text
@@ -430,9 +447,10 @@ async def test_keypad_pin_verifies_the_caller(
 
 
 async def test_spoken_pin_unlocks_the_account_only_after_verification(
-    phone, caller_profile, provider_emulators, database_url, sip_trunks
+    phone, app_user_with_pin, provider_emulators, database_url, sip_trunks
 ) -> None:
-    """Until the PIN matches, the LLM is told nothing about the account; then it is."""
+    """The app user's PIN, set in their settings, unlocks their account on the phone; until it
+    matches, the LLM is told nothing about the account."""
     said = "My PIN is 4 8 2 1."
     provider_emulators.reset()
     provider_emulators.script(

@@ -1,0 +1,98 @@
+"""`GET/PUT /me/settings`: a signed-in user's own settings, including the phone PIN.
+
+The PIN is what unlocks the account on a phone call (see agent/verification.py). It is write-only:
+stored as an scrypt hash, reported back only as ``phone_pin_set``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import psycopg
+from fastapi import APIRouter, HTTPException, status
+from psycopg_pool import PoolTimeout
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from db import profiles
+from token_server.auth import CurrentUser
+from token_server.dependencies import Pool
+from voicedesk.pins import hash_pin
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/me", tags=["me"])
+
+
+class SettingsView(BaseModel):
+    voice_id: str | None = Field(description="ElevenLabs voice the agent speaks with; null: the default")
+    greeting: str | None = Field(description="The agent's first words on web calls; {name} is filled in")
+    language: str
+    phone_pin_set: bool = Field(description="Whether a phone PIN is set (the PIN itself is never returned)")
+
+
+class SettingsUpdate(BaseModel):
+    """Fields left out stay as they are; ``null`` clears a field (a null PIN removes it)."""
+
+    model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
+
+    voice_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,64}$")
+    greeting: str | None = Field(default=None, min_length=1, max_length=300)
+    language: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["en", "en-US"])
+    phone_pin: str | None = Field(
+        default=None, pattern=r"^[0-9]{4,8}$", description="4 to 8 digits, for verification on phone calls"
+    )
+
+
+def _view(settings: profiles.UserSettings | None) -> SettingsView:
+    if settings is None:
+        return SettingsView(voice_id=None, greeting=None, language="en", phone_pin_set=False)
+    return SettingsView(
+        voice_id=settings.voice_id,
+        greeting=settings.greeting,
+        language=settings.language,
+        phone_pin_set=settings.has_phone_pin,
+    )
+
+
+async def _profile(pool: Pool, user: CurrentUser) -> profiles.Profile:
+    try:
+        return await profiles.ensure_profile(
+            pool,
+            firebase_uid=user.uid,
+            email=user.email,
+            display_name=user.name,
+            phone_e164=user.phone_number,
+        )
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        log.warning("database unavailable for /me: %s", exc)
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable; retry shortly"
+        ) from None
+
+
+@router.get("/settings", response_model=SettingsView, summary="Your settings")
+async def get_settings(user: CurrentUser, pool: Pool) -> SettingsView:
+    profile = await _profile(pool, user)
+    return _view(await profiles.get_user_settings(pool, profile.id))
+
+
+@router.put("/settings", response_model=SettingsView, summary="Change your settings")
+async def put_settings(body: SettingsUpdate, user: CurrentUser, pool: Pool) -> SettingsView:
+    profile = await _profile(pool, user)
+    changes: dict[str, str | None] = {}
+    for field in body.model_fields_set & {"voice_id", "greeting", "language"}:
+        changes[field] = getattr(body, field)
+    if "phone_pin" in body.model_fields_set:
+        # scrypt takes ~15 ms of CPU: off the event loop.
+        changes["phone_pin_hash"] = await _hash(body.phone_pin) if body.phone_pin else None
+    if not changes:
+        return _view(await profiles.get_user_settings(pool, profile.id))
+    stored = await profiles.update_user_settings(pool, profile.id, changes)
+    log.info("uid=%s changed settings: %s", user.uid, ", ".join(sorted(body.model_fields_set)))
+    return _view(stored)
+
+
+async def _hash(pin: str) -> str:
+    return await asyncio.to_thread(hash_pin, pin)
