@@ -44,6 +44,7 @@ class CallControl:
         self.sip_identity = sip_identity
         self.purpose = purpose
         self.end_reason: str | None = None  # set when we ended the call, wins over LiveKit's reason
+        self.final_status: str | None = None  # an outbound call never answered: no_answer, busy, failed
         self._reprompts = 0
         self._tasks: set[asyncio.Future[object]] = set()
         self._keypad: str | None = None  # digits typed after * (a PIN), None when not entering one

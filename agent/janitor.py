@@ -1,8 +1,9 @@
 """Close calls nobody is serving any more: the agent's process died and the room is gone.
 
 A killed worker never writes its call's end, so without this the call would stay
-`in_progress` (or an outbound call `pending` or `ringing`) forever and look live to operators. A room that still exists is left alone:
-LiveKit restarts a failed job there and the new job continues the same call record.
+`in_progress` (or an outbound call `pending` or `ringing`) forever and look live to operators.
+A room that still exists is left alone: LiveKit restarts a failed job there and the new job
+continues the same call record.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Callable
 
 from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
@@ -172,7 +173,6 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     ctx.room.on("sip_dtmf_received", control.on_dtmf)
     end_reason = "worker_shutdown"
-    dial_status: str | None = None  # an outbound call that was never answered
 
     @session.on("close")
     def _on_close(ev: CloseEvent) -> None:
@@ -195,7 +195,7 @@ async def entrypoint(ctx: JobContext) -> None:
         await session.aclose()  # closes the recorder, so the file is complete
         if record is not None and meta is not None:
             reason = control.end_reason or end_reason
-            status = dial_status or ("failed" if reason == "error" else "completed")
+            status = control.final_status or ("failed" if reason == "error" else "completed")
             await _finish_record(ctx, session, record, meta, caller, reason, status)
         logger.info("retrieval %s", retrieval.stats)
         await control.delete_room()  # nothing is left behind: a phone leg still up is hung up
@@ -253,17 +253,23 @@ async def entrypoint(ctx: JobContext) -> None:
     control.watch()
     if outbound:
         assert meta is not None and meta.phone_number is not None
-        result = await dial(ctx, settings, meta.phone_number)
-        if record is not None:
-            record.event("dial", status=result.status, sip_code=result.sip_code, detail=result.detail)
-        if result.status != "answered":
-            dial_status = result.status
-            control.end_reason = result.status
-            await control.delete_room()
-            return
-        if record is not None:
-            record.status("in_progress")
-        session.say(agent.greeting())  # the callee hears us first
+        await _dial_out(ctx, meta.phone_number, control, record, lambda: session.say(agent.greeting()))
+
+
+async def _dial_out(
+    ctx: JobContext, number: str, control: CallControl, record: CallRecord | None, greet: Callable[[], object]
+) -> None:
+    """Ring the customer; on answer the agent speaks first, else the call ends with the reason."""
+    result = await dial(ctx, settings, number)
+    if record is not None:
+        record.event("dial", status=result.status, sip_code=result.sip_code, detail=result.detail)
+    if result.status != "answered":
+        control.final_status = control.end_reason = result.status
+        await control.delete_room()
+        return
+    if record is not None:
+        record.status("in_progress")
+    greet()
 
 
 async def _voicemail(control: CallControl) -> None:
