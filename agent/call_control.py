@@ -17,6 +17,7 @@ import prompts
 from agent.call_record import CallRecord
 from agent.settings import AgentSettings
 from agent.summary import summarize
+from voicedesk.pins import mask_pins
 
 logger = logging.getLogger("voicedesk.agent.call_control")
 
@@ -49,6 +50,9 @@ class CallControl:
         self._tasks: set[asyncio.Future[object]] = set()
         self._keypad: str | None = None  # digits typed after * (a PIN), None when not entering one
         self.on_keypad_pin: Callable[[str], Awaitable[None]] | None = None
+        self.verified = False  # until then key presses are not recorded: they may be a PIN
+        self._no_transfer = asyncio.Event()  # cleared while a hand-over is in progress
+        self._no_transfer.set()
 
     @property
     def ending(self) -> bool:
@@ -71,12 +75,15 @@ class CallControl:
 
     def verification_event(self, result: str) -> None:
         self._event("verification", result=result)
-        if result == "verified" and self._record is not None:
-            self._record.mask_spoken_pins = False  # from now on digits are account talk, not a PIN
+        if result == "verified":
+            self.verified = True
+            if self._record is not None:
+                self._record.mask_spoken_pins = False  # from now on digits are account talk, not a PIN
 
     # ending ------------------------------------------------------------------------------------
     async def hang_up(self, reason: str, line: str | None = None) -> None:
         """Say ``line``, then end the call for everyone (a phone caller hears the hang-up)."""
+        await self._no_transfer.wait()  # a hand-over in progress decides first; if it fails, we go on
         if self.ending:
             return
         self.end_reason = reason
@@ -125,7 +132,8 @@ class CallControl:
 
     # the keypad ------------------------------------------------------------------------------
     def on_dtmf(self, ev: rtc.SipDTMF) -> None:
-        """0 asks for a person; * starts a PIN, # ends it. A PIN's digits are never recorded."""
+        """0 asks for a person; * starts a PIN, # ends it. Until the caller is verified, the
+        digits they press are not recorded (they may be typing a PIN without the *)."""
         digit = ev.digit
         if self._keypad is not None:
             if digit == KEYPAD_PIN_END:
@@ -136,7 +144,7 @@ class CallControl:
             elif digit.isdigit():
                 self._keypad += digit
             return
-        self._event("dtmf", digit=digit)
+        self._event("dtmf", digit=digit if self.verified or not digit.isdigit() else "digit")
         if digit == KEYPAD_PIN_START:
             self._keypad = ""
         elif digit == KEYPAD_HUMAN:
@@ -149,8 +157,15 @@ class CallControl:
         Returns False (and offers a call back) when there is nobody to transfer to: a web call,
         no transfer number configured, or the transfer was refused.
         """
-        if self.ending:
+        if self.ending or not self._no_transfer.is_set():  # one at a time: keypad and LLM may race
             return False
+        self._no_transfer.clear()
+        try:
+            return await self._transfer(reason)
+        finally:
+            self._no_transfer.set()
+
+    async def _transfer(self, reason: str) -> bool:
         summary = await self._handoff_summary()
         target = self._settings.transfer_uri
         if target is None or self.sip_identity is None:
@@ -158,16 +173,19 @@ class CallControl:
             await self.say(prompts.line("transfer_unavailable"))
             return False
         self._event("transfer", to=target, reason=reason, summary=summary)
-        self.end_reason = "transferred"
+        self.end_reason = "transferred"  # nothing else may end the call while we hand it over
         await self.say(prompts.line("transfer"))
         try:
-            await self._ctx.api.sip.transfer_sip_participant(
+            response = await self._ctx.api.sip.transfer_sip_participant(
                 api.TransferSIPParticipantRequest(
                     room_name=self._ctx.room.name,
                     participant_identity=self.sip_identity,
                     transfer_to=target,
                 )
             )
+            # Newer servers answer with a status instead of an error; older ones with nothing.
+            if response is not None and response.status == api.SIPTransferStatus.STS_TRANSFER_FAILED:
+                raise RuntimeError(f"transfer refused (SIP {response.sip_status.code or '?'})")
         except Exception as exc:  # noqa: BLE001 - any refusal: the caller is offered a call back
             logger.warning("transfer to a person failed: %s", exc)
             self.end_reason = None
@@ -187,14 +205,14 @@ class CallControl:
             )
         except Exception:  # noqa: BLE001 - a slow or failing LLM: fall back to the transcript
             summary = None
-        if summary:
-            return summary
-        said = [
-            f"{m.role}: {m.text_content}"
-            for m in self._session.history.messages()
-            if m.role in ("user", "assistant") and m.text_content
-        ]
-        return " / ".join(said[-6:])
+        if not summary:
+            said = [
+                f"{m.role}: {m.text_content}"
+                for m in self._session.history.messages()
+                if m.role in ("user", "assistant") and m.text_content
+            ]
+            summary = " / ".join(said[-6:])
+        return mask_pins(summary)  # the summary reads the call as said, PIN included
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

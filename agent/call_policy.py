@@ -25,7 +25,7 @@ logger = logging.getLogger("voicedesk.agent.call_policy")
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _TIME = r"([01][0-9]|2[0-3]):([0-5][0-9])"
 _RANGE = re.compile(rf"^{_TIME}-(?:{_TIME}|(24):(00))$")  # 24:00 (midnight) only as an end
-_NUMBER_PATTERN = re.compile(r"^\+?[0-9]+\*?$")
+_NUMBER_PATTERN = re.compile(r"^\+[0-9]+\*?$")  # callers' numbers always arrive as +E.164
 
 Channel = Literal["web", "pstn_inbound", "pstn_outbound"]
 
@@ -75,7 +75,7 @@ class CallPolicy(BaseModel):
     def _numbers(cls, values: list[str]) -> list[str]:
         for v in values:
             if not _NUMBER_PATTERN.match(v):
-                raise ValueError(f"{v!r} is not an E.164 number or a prefix ending in *")
+                raise ValueError(f"{v!r} is not an E.164 number (+ and digits) or such a prefix ending in *")
         return values
 
     @model_validator(mode="after")

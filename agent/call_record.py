@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import re
 import time
 import uuid
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from agent import metrics
 from agent.call_metadata import CallMetadata
 from agent.journal import CallJournal
 from agent.record_ops import Op, apply
+from voicedesk.pins import mask_pins
 
 logger = logging.getLogger("voicedesk.agent.call_record")
 
@@ -41,8 +41,7 @@ _LATENCY_KEYS = {
 }
 SECRET_TOOLS = {"verify_caller"}  # their arguments (a PIN) are never stored
 SECRET_ARGUMENTS = {"redacted": True}
-# What an unverified phone caller says may be their PIN: 4 to 8 digits, maybe spaced ("4 8 2 1").
-_SPOKEN_PIN = re.compile(r"(?<!\d)\d(?:[\s.-]?\d){3,7}(?!\d)")
+
 RETRY_DELAYS = (0.2, 0.5, 1.0)  # then the journal: a live call cannot wait on the database
 ATTEMPT_TIMEOUT_S = 2.0
 REPLAY_INTERVAL_S = 2.0
@@ -148,6 +147,9 @@ class CallRecord:
         self._op("recording", path=path, duration_s=duration_s)
 
     def summary(self, summary: str | None, outcome: str | None, profile_id: uuid.UUID | None) -> None:
+        """``profile_id``: whose last-interaction memory this summary becomes (verified callers only)."""
+        if summary and self._meta.is_phone:
+            summary = mask_pins(summary)  # the summary model read the call before any masking
         self._op(
             "summary",
             summary=self._redact(summary) if summary else None,
@@ -176,7 +178,7 @@ class CallRecord:
         )
 
     def _mask(self, role: str, text: str) -> str:
-        return _SPOKEN_PIN.sub("[PIN]", text) if role == "user" and self.mask_spoken_pins else text
+        return mask_pins(text) if role == "user" and self.mask_spoken_pins else text
 
     def _on_tools(self, ev: FunctionToolsExecutedEvent) -> None:
         for call, output in ev.zipped():

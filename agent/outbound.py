@@ -52,9 +52,12 @@ def participant_identity(number: str) -> str:
 
 async def dial(ctx: JobContext, settings: AgentSettings, number: str) -> DialResult:
     """Ring ``number`` and wait until it is answered (or why it was not)."""
-    trunk_id = settings.sip_outbound_trunk_id or await find_outbound_trunk_id(
-        ctx.api, settings.sip_outbound_trunk_name
-    )
+    try:
+        trunk_id = settings.sip_outbound_trunk_id or await find_outbound_trunk_id(
+            ctx.api, settings.sip_outbound_trunk_name
+        )
+    except Exception as exc:  # noqa: BLE001 - LiveKit unreachable: a failed call, not a crashed job
+        return DialResult("failed", detail=f"could not look up the outbound trunk: {exc}"[:200])
     if trunk_id is None:
         return DialResult("failed", detail=f"no outbound trunk named {settings.sip_outbound_trunk_name!r}")
     try:
@@ -75,6 +78,9 @@ async def dial(ctx: JobContext, settings: AgentSettings, number: str) -> DialRes
         status = _classify(code, exc.code)
         logger.info("outbound call not answered: %s (SIP %s, %s: %s)", status, code, exc.code, exc.message)
         return DialResult(status, code, f"{exc.code}: {exc.message}"[:200])
+    except Exception as exc:  # noqa: BLE001 - a transport error: the call failed, say so on the record
+        logger.warning("outbound call failed: %s", exc)
+        return DialResult("failed", detail=f"{type(exc).__name__}: {exc}"[:200])
     return DialResult("answered", 200)
 
 

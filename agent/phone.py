@@ -50,11 +50,9 @@ async def phone_party(ctx: JobContext, meta: CallMetadata | None) -> PhoneParty 
 
 
 def _e164(number: str | None) -> str | None:
-    """Carriers send E.164 with or without the +; withheld numbers arrive empty or as words."""
-    if not number:
-        return None
-    digits = number.lstrip("+")
-    return f"+{digits}" if digits.isdigit() else number
+    """Carriers send E.164 with or without the +; a withheld number ("anonymous", empty) is None."""
+    digits = (number or "").lstrip("+")
+    return f"+{digits}" if digits.isdigit() and 7 <= len(digits) <= 15 else None
 
 
 async def decide(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+import uuid
 
 from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
@@ -23,7 +23,7 @@ from agent.call_policy import PolicyFile
 from agent.call_record import CallRecord
 from agent.caller import Caller, load_caller
 from agent.journal_replayer import run_replayer
-from agent.outbound import dial
+from agent.outbound import dial, participant_identity
 from agent.phone import decide, phone_party
 from agent.retrieval import Retrieval
 from agent.settings import AgentSettings
@@ -119,7 +119,10 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
     return AgentSession(
         stt=providers.build_stt(settings),
         llm=providers.build_llm(settings),
-        tts=providers.build_tts(settings, voice_id=caller.settings.voice_id if caller.settings else None),
+        # An unverified phone caller does not get the account's voice: it would tell them whose it is.
+        tts=providers.build_tts(
+            settings, voice_id=caller.settings.voice_id if caller.known and caller.settings else None
+        ),
         vad=ctx.proc.userdata["vad"],
         turn_handling={
             "turn_detection": providers.build_turn_detector(),
@@ -138,6 +141,11 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
 @server.rtc_session(agent_name=settings.agent_name)
 async def entrypoint(ctx: JobContext) -> None:
     meta = parse_call_metadata(ctx.job.metadata)
+    if meta is not None and meta.channel == "pstn_inbound":
+        # One id per room, so a job LiveKit restarts in the same room continues the same record.
+        meta = meta.model_copy(
+            update={"call_id": uuid.uuid5(uuid.NAMESPACE_URL, f"livekit-room:{ctx.room.name}")}
+        )
     ctx.log_context_fields = {"room": ctx.room.name, "call_id": str(meta.call_id) if meta else None}
 
     # Non-blocking pool: a database that is slow or down must not delay the greeting.
@@ -192,14 +200,20 @@ async def entrypoint(ctx: JobContext) -> None:
     async def finish() -> None:
         # One callback, in order: LiveKit runs shutdown callbacks concurrently.
         await control.aclose()
+        # First, so a phone leg still up is hung up now, not after the summary: nothing is left behind.
+        await control.delete_room()
         await session.aclose()  # closes the recorder, so the file is complete
         if record is not None and meta is not None:
             reason = control.end_reason or end_reason
             status = control.final_status or ("failed" if reason == "error" else "completed")
-            await _finish_record(ctx, session, record, meta, caller, reason, status)
+            # Only a caller known at the end (signed in, or verified by PIN) gets this call as memory.
+            who = agent.caller if agent is not None else caller
+            memory = who.profile.id if who.known and who.profile else None
+            await _finish_record(ctx, session, record, meta, reason, status, memory)
         logger.info("retrieval %s", retrieval.stats)
-        await control.delete_room()  # nothing is left behind: a phone leg still up is hung up
         await pool.close()
+
+    agent: VoiceDeskAgent | None = None
 
     ctx.add_shutdown_callback(finish)
     outbound = meta is not None and meta.channel == "pstn_outbound"
@@ -226,6 +240,7 @@ async def entrypoint(ctx: JobContext) -> None:
         consent_message=settings.recording_consent_message
         if settings.recording_enabled and not refused
         else "",
+        # An outbound call opens when the callee answers; a refused one only hears why.
         greet=not (outbound or refused),
         on_voicemail=(lambda: control.spawn(_voicemail(control), "voicemail")) if outbound else None,
     )
@@ -250,26 +265,28 @@ async def entrypoint(ctx: JobContext) -> None:
         assert decision is not None
         await control.hang_up(decision.rule, decision.message)
         return
-    control.watch()
     if outbound:
         assert meta is not None and meta.phone_number is not None
-        await _dial_out(ctx, meta.phone_number, control, record, lambda: session.say(agent.greeting()))
+        if not await _dial_out(ctx, meta.phone_number, control, record):
+            return
+        agent.open_call()  # the callee hears us first
+    control.watch()  # silence and length count from the answer, not while it rings
 
 
-async def _dial_out(
-    ctx: JobContext, number: str, control: CallControl, record: CallRecord | None, greet: Callable[[], object]
-) -> None:
-    """Ring the customer; on answer the agent speaks first, else the call ends with the reason."""
+async def _dial_out(ctx: JobContext, number: str, control: CallControl, record: CallRecord | None) -> bool:
+    """Ring the customer; True once answered, else the call ends with the reason."""
+    if participant_identity(number) in ctx.room.remote_participants:
+        return True  # a restarted job: the customer is already on the line, do not ring again
     result = await dial(ctx, settings, number)
     if record is not None:
         record.event("dial", status=result.status, sip_code=result.sip_code, detail=result.detail)
     if result.status != "answered":
         control.final_status = control.end_reason = result.status
         await control.delete_room()
-        return
+        return False
     if record is not None:
         record.status("in_progress")
-    greet()
+    return True
 
 
 async def _voicemail(control: CallControl) -> None:
@@ -289,9 +306,9 @@ async def _finish_record(
     session: AgentSession,
     record: CallRecord,
     meta: CallMetadata,
-    caller: Caller,
     end_reason: str,
     status: str,
+    memory_profile: uuid.UUID | None,
 ) -> None:
     """After every call, also when the caller just hung up: close, recording, summary, flush."""
     record.complete(end_reason, status=status)
@@ -311,5 +328,5 @@ async def _finish_record(
     summary, outcome = await summarize(session.llm, session.history)  # type: ignore[arg-type]
     outcome = _OUTCOME_BY_END.get(end_reason, outcome)
     if summary is not None or outcome is not None:
-        record.summary(summary, outcome, caller.profile.id if caller.profile else None)
+        record.summary(summary, outcome, memory_profile)
     await record.close()

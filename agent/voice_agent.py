@@ -17,6 +17,11 @@ from agent.verification import PinVerifier
 
 logger = logging.getLogger("voicedesk.agent")
 
+_CANNOT_VERIFY = (
+    "The caller cannot be verified on this call (a PIN can be set in the app's settings). Do not "
+    "discuss any account; help with general questions only."
+)
+VOICEMAIL_TURNS = 2  # the callee's turns that may still turn out to be an answering machine
 NOT_FOUND = (
     "Nothing in the knowledge base answers this. Tell the caller you don't know and offer to "
     "connect them with a person. Do not guess."
@@ -43,14 +48,24 @@ class VoiceDeskAgent(Agent):
         self._consent_message = consent_message
         self._greet = greet
         self._on_voicemail = on_voicemail  # set while an outbound call may still reach a machine
+        self._turns_checked_for_voicemail = 0
         if control is not None:
             control.on_keypad_pin = self._verify_from_keypad
 
+    @property
+    def caller(self) -> Caller:
+        """Who is calling as far as we know now (verified once the PIN matched)."""
+        return self._caller
+
     async def on_enter(self) -> None:
+        if self._greet:
+            self.open_call()
+
+    def open_call(self) -> None:
+        """Consent notice, then the greeting; an outbound call opens when the callee answers."""
         if self._consent_message:  # heard in full before anything else
             self.session.say(self._consent_message, allow_interruptions=False)
-        if self._greet:  # an outbound call greets when the callee answers, not before
-            self.session.say(self.greeting())
+        self.session.say(self.greeting())
 
     def greeting(self) -> str:
         """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""
@@ -63,9 +78,16 @@ class VoiceDeskAgent(Agent):
 
     async def on_user_turn_completed(self, turn_ctx: ChatContext, new_message: ChatMessage) -> None:
         # The callee's first words tell a person from an answering machine, whose greeting
-        # gets our message instead of a conversational reply.
-        on_voicemail, self._on_voicemail = self._on_voicemail, None
-        if on_voicemail is not None and looks_like_voicemail(new_message.text_content or ""):
+        # gets our message instead of a conversational reply. A greeting may pause after the
+        # name ("Hi, you've reached Sam. ... leave a message"), so the first turns are checked.
+        if self._on_voicemail is None:
+            return
+        self._turns_checked_for_voicemail += 1
+        on_voicemail = self._on_voicemail
+        if self._turns_checked_for_voicemail >= VOICEMAIL_TURNS:
+            self._on_voicemail = None
+        if looks_like_voicemail(new_message.text_content or ""):
+            self._on_voicemail = None
             on_voicemail()
             raise StopResponse()
 
@@ -155,9 +177,9 @@ class VoiceDeskAgent(Agent):
             "wrong": "The PIN does not match. Ask them to try again.",
             "locked": "Too many wrong PINs: do not discuss the account on this call; offer general "
             "help or a person.",
-            "no_pin": "This account has no phone PIN set: the caller can set one in the app's "
-            "settings. Do not discuss the account on this call.",
-            "no_account": "No account has this phone number: help with general questions only.",
+            # The same words for both: a stranger must not learn whether the number has an account.
+            "no_pin": _CANNOT_VERIFY,
+            "no_account": _CANNOT_VERIFY,
             "unavailable": "Verification is unavailable right now: offer general help or a person.",
         }
         if result == "verified":

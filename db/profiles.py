@@ -127,13 +127,40 @@ async def update_user_settings(
     return settings
 
 
-async def get_phone_pin_hash(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> str | None:
+@dataclass(frozen=True)
+class PhonePin:
+    hash: str | None
+    locked: bool  # too many wrong PINs lately, on any call
+
+
+async def get_phone_pin(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> PhonePin:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "select phone_pin_hash from user_settings where profile_id = %s", (profile_id,)
+            "select phone_pin_hash, coalesce(phone_pin_locked_until > now(), false) as locked"
+            " from user_settings where profile_id = %s",
+            (profile_id,),
         )
         row = await cur.fetchone()
-    return row["phone_pin_hash"] if row else None
+    return PhonePin(row["phone_pin_hash"], row["locked"]) if row else PhonePin(None, False)
+
+
+async def record_pin_attempt(
+    pool: AsyncConnectionPool, profile_id: uuid.UUID | str, *, ok: bool, lock_after: int, lock_minutes: int
+) -> None:
+    """A right PIN clears the count; ``lock_after`` wrong ones in a row lock it for a while."""
+    async with pool.connection() as conn:
+        await conn.execute(
+            """
+            update user_settings set
+              phone_pin_failures = case when %(ok)s then 0 else phone_pin_failures + 1 end,
+              phone_pin_locked_until = case
+                when %(ok)s then null
+                when phone_pin_failures + 1 >= %(lock_after)s then now() + make_interval(mins => %(mins)s)
+                else phone_pin_locked_until end
+            where profile_id = %(id)s
+            """,
+            {"ok": ok, "lock_after": lock_after, "mins": lock_minutes, "id": profile_id},
+        )
 
 
 async def get_user_settings(pool: AsyncConnectionPool, profile_id: uuid.UUID | str) -> UserSettings | None:

@@ -34,3 +34,16 @@ def check_pin(pin: str, stored: str) -> bool:
 def digits_only(spoken: str) -> str:
     """'1 2 3 4', '12-34' -> '1234'; the LLM passes what the caller said."""
     return "".join(ch for ch in spoken if ch.isdigit())
+
+
+_WORD_DIGITS = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
+# 4 to 8 digits, spaced or not ("4821", "4 8 2 1", "4-8-2-1"), or spoken as words ("four eight two one").
+_SPOKEN_PIN = re.compile(
+    rf"(?<!\d)\d(?:[\s.,-]*\d){{3,7}}(?!\d)|\b{_WORD_DIGITS}(?:[\s.,-]+{_WORD_DIGITS}){{3,7}}\b",
+    re.IGNORECASE,
+)
+
+
+def mask_pins(text: str) -> str:
+    """What might be a PIN in what a caller said (or a summary of it) becomes ``[PIN]``."""
+    return _SPOKEN_PIN.sub("[PIN]", text)

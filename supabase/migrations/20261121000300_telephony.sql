@@ -11,6 +11,10 @@ create index calls_live_idx on public.calls (channel) where ended_at is null;
 
 -- scrypt hash of the PIN (never the PIN): a caller who knows it may hear their account data.
 alter table public.user_settings
-  add column phone_pin_hash text;
+  add column phone_pin_hash text,
+  add column phone_pin_failures integer not null default 0 check (phone_pin_failures >= 0),
+  add column phone_pin_locked_until timestamptz;
 comment on column public.user_settings.phone_pin_hash is
   'scrypt$<n>$<r>$<p>$<salt hex>$<hash hex> of the phone PIN; set through the settings page.';
+comment on column public.user_settings.phone_pin_failures is
+  'Wrong PINs in a row, across calls: enough of them lock phone verification for a while.';

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from agent.call_policy import CallPolicy, PolicyFile, load_policy
 from tests.support.processes import REPO_ROOT
@@ -356,3 +357,10 @@ def test_a_deleted_file_keeps_the_last_good_policy(tmp_path: Path) -> None:
     live = PolicyFile(path)
     path.unlink()
     assert live.current().deny == ["+1900*"]
+
+
+@pytest.mark.parametrize("entry", ["4155550100", "1900*", "+1 900*", "tel:+1900"])
+def test_list_entries_must_be_e164_with_the_plus(entry: str) -> None:
+    """Callers' numbers always arrive as +E.164: an entry without the + would never match."""
+    with pytest.raises(ValidationError, match=r"E\.164"):
+        CallPolicy.model_validate({"deny": [entry]})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicedesk.pins import check_pin, digits_only, hash_pin
+from voicedesk.pins import check_pin, digits_only, hash_pin, mask_pins
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +84,25 @@ def test_digits_only_keeps_just_the_digits(spoken: str, digits: str) -> None:
 
 def test_a_spoken_pin_with_separators_verifies(stored: str) -> None:
     assert check_pin(digits_only("4, 8, 2, 1"), stored)
+
+
+@pytest.mark.parametrize(
+    ("said", "stored"),
+    [
+        ("My PIN is 4821.", "My PIN is [PIN]."),
+        ("it's 4 8 2 1", "it's [PIN]"),
+        ("4-8-2-1 please", "[PIN] please"),
+        ("My PIN is four eight two one.", "My PIN is [PIN]."),
+        ("Oh Nine One Two Three", "[PIN]"),
+    ],
+)
+def test_what_may_be_a_pin_is_masked(said: str, stored: str) -> None:
+    assert mask_pins(said) == stored
+
+
+@pytest.mark.parametrize(
+    "said",
+    ["I have two questions", "one or two things", "call 12345678901", "plan 123", "version 2.0"],
+)
+def test_ordinary_numbers_are_left_alone(said: str) -> None:
+    assert mask_pins(said) == said

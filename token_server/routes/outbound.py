@@ -98,6 +98,10 @@ async def start_outbound_call(
         )
     except Exception as exc:  # noqa: BLE001 - any LiveKit failure: the call is not placed
         log.warning("could not create the room for outbound call %s: %s", call_id, exc)
+        try:  # a request that timed out may still have created the room: make sure nobody dials
+            await livekit.room.delete_room(api.DeleteRoomRequest(room=room_name))
+        except Exception:  # noqa: BLE001 - unreachable or no such room: nothing was dispatched
+            log.debug("no room %s to remove", room_name)
         async with database_errors():
             await calls.fail_call(pool, call_id, end_reason="dispatch_failed")
         raise HTTPException(
