@@ -216,6 +216,8 @@ def run() -> None:
     )
     # Capacity by call count, not CPU: a busy laptop must not turn callers away in development.
     env.setdefault("WORKER_MAX_CALLS", "4")
+    # Dev mode keeps no job process warm: the first call would ring ~5 s while one starts.
+    env.setdefault("WORKER_NUM_IDLE_PROCESSES", "1")
     # Everything else (CALL_POLICY_FILE included: unset admits every call) reaches the worker as set.
     db_settings = load_settings(
         DatabaseSettings, **({"database_url": env["DATABASE_URL"]} if env.get("DATABASE_URL") else {})
