@@ -13,22 +13,24 @@ LIVEKIT_SIP_SUM := h1:o7XEcZHFvaC0R2vqYhGb6aTv9Npe5uLEFhHcDRfPk9U=
 # Built tools are cached outside the checkout, so a fresh clone on the same machine reuses them.
 CACHE_DIR ?= $(HOME)/.cache/voicedesk
 TOOLS_BIN := $(CACHE_DIR)/bin
-# Speech fixtures, console mode, Redis + the softphone for SIP, and livekit-sip's cgo libraries.
+# Speech fixtures, console mode, Redis + the softphone for SIP, livekit-sip's cgo libraries, and
+# Chromium for the browser tests (driven by PyPI playwright; it never downloads a browser).
 APT_PACKAGES := espeak-ng sox tmux libportaudio2 redis-server baresip-core \
-	pkg-config libopus-dev libopusfile-dev libsoxr-dev
+	pkg-config libopus-dev libopusfile-dev libsoxr-dev chromium
 VENV := .venv
 
 export PATH := $(TOOLS_BIN):$(CURDIR)/node_modules/.bin:$(HOME)/.local/bin:$(PATH)
 
-.PHONY: help setup dev test bench lint system-packages python-deps node-deps livekit-server livekit-sip clean
+.PHONY: help setup dev test bench lint system-packages python-deps node-deps web livekit-server livekit-sip clean
 
 help:
 	@echo "make dev    run the whole stack locally (LiveKit, Postgres, Auth emulator, token server, agent)"
 	@echo "make test   install what is needed and run every test"
 	@echo "make bench  benchmarks; JSON results in bench/results/"
 	@echo "make lint   ruff"
+	@echo "make web    build the browser client (web/src -> web/dist)"
 
-setup: system-packages python-deps node-deps livekit-server livekit-sip
+setup: system-packages python-deps node-deps web livekit-server livekit-sip
 
 system-packages:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
@@ -47,6 +49,17 @@ node-deps: node_modules/.package-lock.json
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# The browser client, served by the token server at /: a strict type check (tsc --noEmit), then
+# esbuild bundles web/src with livekit-client and Firebase into web/dist. Rebuilt only when a
+# source or the npm lock changes; a TypeScript error fails the build, and so make.
+WEB_SOURCES := $(wildcard web/src/*.ts) web/index.html web/style.css web/tsconfig.json
+
+web: node-deps web/dist/index.html
+
+web/dist/index.html: $(WEB_SOURCES) web/src node_modules/.package-lock.json
+	@npm run --silent build:web || { echo "make web: the browser client did not build (errors above)" >&2; exit 1; }
+	@echo "web client built in web/dist"
 
 livekit-server: $(TOOLS_BIN)/livekit-server-$(LIVEKIT_SERVER_VERSION)
 
@@ -87,4 +100,4 @@ lint: python-deps
 	uv run --frozen ruff format --check .
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache
+	rm -rf $(VENV) node_modules .pytest_cache web/dist

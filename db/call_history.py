@@ -204,6 +204,13 @@ async def get_recording(pool: AsyncConnectionPool, call_id: uuid.UUID) -> dict[s
         return await cur.fetchone()
 
 
+async def get_call_state(pool: AsyncConnectionPool, call_id: uuid.UUID) -> dict[str, Any] | None:
+    """The call's room, status and end time (None while it goes on), or None if there is no call."""
+    async with pool.connection() as conn:
+        cur = await conn.execute("select room_name, status, ended_at from calls where id = %s", (call_id,))
+        return await cur.fetchone()
+
+
 async def search_transcripts(pool: AsyncConnectionPool, q: str, limit: int = 20) -> list[dict[str, Any]]:
     """Turns matching ``q`` (web-search syntax: words, "phrases", -not, or), best match first."""
     async with pool.connection() as conn, conn.transaction():

@@ -19,8 +19,9 @@ from db.pool import open_pool
 from db.settings import DatabaseSettings
 from db.storage import StorageSettings
 from token_server.auth import FirebaseTokenVerifier
-from token_server.routes import calls, health, me, outbound, recordings, token
+from token_server.routes import calls, client_config, health, me, monitor, outbound, recordings, token
 from token_server.settings import TokenServerSettings
+from token_server.web import web_app_mount
 from voicedesk.config import load_settings
 from voicedesk.logging_setup import RequestIdMiddleware
 
@@ -69,8 +70,8 @@ def create_app(
 
     app = FastAPI(
         title="voicedesk token server",
-        summary="Firebase-authenticated LiveKit token endpoint (LiveKit token-source contract) "
-        "and the operator API (calls, transcripts, recordings).",
+        summary="Firebase-authenticated LiveKit token endpoint (LiveKit token-source contract), "
+        "the operator API (calls, transcripts, recordings, monitoring) and the browser app.",
         lifespan=lifespan,
         docs_url="/docs" if settings.app_env != "production" else None,
         redoc_url=None,
@@ -91,6 +92,12 @@ def create_app(
     app.include_router(outbound.router)
     app.include_router(me.router)
     app.include_router(recordings.router)
+    app.include_router(monitor.router)
+    app.include_router(client_config.router)
+    # Last: the browser app answers only paths no API route knows.
+    supabase = storage_settings.recordings_backend == "supabase"
+    recordings_url = storage_settings.supabase_url if supabase else None
+    app.router.routes.append(web_app_mount(settings, recordings_url=recordings_url))
     return app
 
 

@@ -7,9 +7,19 @@ the process with a message naming the variable, its purpose and an example.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, FilePath, HttpUrl, SecretStr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    HttpUrl,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 AppEnv = Literal["dev", "test", "production"]
@@ -20,8 +30,36 @@ NON_PRODUCTION_ENVS: frozenset[str] = frozenset({"dev", "test"})
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(:\d{{1,5}})?$")
+# ElevenLabs voice ids: 20 letters and digits today; the bound matches what /me/settings accepts.
+VOICE_ID_PATTERN = r"^[A-Za-z0-9]{1,64}$"
+MAX_VOICE_NAME_CHARS = 64
+
+# The checkout this module sits in: the default place of the built browser app (web/dist).
+REPO_ROOT = Path(__file__).resolve().parent.parent
+# Stands in for the web API key in dev and test: the Auth emulator accepts any key.
+PLACEHOLDER_WEB_API_KEY = "demo-api-key"
 
 CommaList = Annotated[list[str], NoDecode]
+
+
+class VoiceChoice(BaseModel):
+    """One ElevenLabs voice a user may pick in their settings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str = Field(pattern=VOICE_ID_PATTERN, description="ElevenLabs voice id")
+    name: str = Field(min_length=1, max_length=MAX_VOICE_NAME_CHARS, description="Name shown to users")
+
+
+# Premade ElevenLabs voices (Rachel is also the agent's default, ELEVENLABS_VOICE_ID).
+DEFAULT_VOICE_CHOICES: tuple[VoiceChoice, ...] = (
+    VoiceChoice(id="21m00Tcm4TlvDq8ikWAM", name="Rachel"),
+    VoiceChoice(id="EXAVITQu4vr4xnSDxMaL", name="Bella"),
+    VoiceChoice(id="ErXwobaYiN019PkySvjV", name="Antoni"),
+    VoiceChoice(id="pNInz6obpgDQGcFmaJgB", name="Adam"),
+)
 
 
 def _split_commas(value: object) -> object:
@@ -74,6 +112,26 @@ class TokenServerSettings(BaseSettings):
         "against, instead of Google's (dev and test only).",
         examples=["http://127.0.0.1:8765/certs"],
     )
+    firebase_web_api_key: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="Firebase Web API key the browser app signs in with (public, not a secret; "
+        "required in production, defaults to a placeholder the Auth emulator accepts in dev/test).",
+        examples=["AIzaSyA-example-web-api-key"],
+    )
+    firebase_auth_domain: str | None = Field(
+        default=None,
+        validate_default=True,
+        description="Firebase Auth domain for the browser app (defaults to "
+        "<FIREBASE_PROJECT_ID>.firebaseapp.com).",
+        examples=["voicedesk.firebaseapp.com"],
+    )
+    google_sign_in_enabled: bool = Field(
+        default=False,
+        description="Offer 'Sign in with Google' in the browser app (enable the Google provider "
+        "in Firebase first).",
+        examples=["true"],
+    )
     google_application_credentials: FilePath | None = Field(
         default=None,
         description="Path to a Firebase service-account JSON file (production; not needed just "
@@ -103,6 +161,16 @@ class TokenServerSettings(BaseSettings):
         default_factory=list,
         description="Comma-separated browser origins allowed to call the API (scheme://host[:port]).",
         examples=["https://app.example.com,http://localhost:5173"],
+    )
+    voice_choices: Annotated[list[VoiceChoice], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_VOICE_CHOICES),
+        description="ElevenLabs voices users may pick in their settings, as comma-separated id:Name.",
+        examples=["21m00Tcm4TlvDq8ikWAM:Rachel,EXAVITQu4vr4xnSDxMaL:Bella"],
+    )
+    web_dist_dir: Path = Field(
+        default=REPO_ROOT / "web" / "dist",
+        description="Directory of the built browser app, served at / (build it with `make web`).",
+        examples=["/srv/voicedesk/web/dist"],
     )
     public_base_url: str = Field(
         default="http://127.0.0.1:8000",
@@ -217,7 +285,68 @@ class TokenServerSettings(BaseSettings):
                 )
         return value
 
+    @field_validator("firebase_web_api_key", mode="before")
+    @classmethod
+    def _web_api_key(cls, value: object, info: ValidationInfo) -> object:
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+        if value is not None and not isinstance(value, str):
+            return value  # let the str type check name the problem
+        if info.data.get("app_env") in NON_PRODUCTION_ENVS:
+            return PLACEHOLDER_WEB_API_KEY
+        raise ValueError(
+            "required in production: the browser app needs the Firebase project's Web API key "
+            "(Firebase console > Project settings > General > Web API key)"
+        )
+
+    @field_validator("firebase_auth_domain", mode="before")
+    @classmethod
+    def _auth_domain(cls, value: object, info: ValidationInfo) -> object:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            project = info.data.get("firebase_project_id")
+            return f"{project}.firebaseapp.com" if project else None
+        if not isinstance(value, str) or not _HOSTNAME.match(value.strip()):
+            raise ValueError("must be a host name without a scheme, e.g. voicedesk.firebaseapp.com")
+        return value.strip()
+
+    @field_validator("voice_choices", mode="before")
+    @classmethod
+    def _voice_choices_split(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        choices = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            voice_id, sep, name = item.partition(":")
+            if not sep or not voice_id.strip() or not name.strip():
+                raise ValueError(f"{item!r} is not id:Name (e.g. 21m00Tcm4TlvDq8ikWAM:Rachel)")
+            choices.append({"id": voice_id.strip(), "name": name.strip()})
+        return choices
+
+    @field_validator("voice_choices")
+    @classmethod
+    def _voice_choices(cls, value: list[VoiceChoice]) -> list[VoiceChoice]:
+        if not value:
+            raise ValueError("list at least one voice (id:Name)")
+        seen: set[str] = set()
+        for choice in value:
+            if choice.id in seen:
+                raise ValueError(f"voice {choice.id} is listed twice")
+            seen.add(choice.id)
+        return value
+
     @property
     def emulated_auth(self) -> bool:
         """True when ID tokens come from the Auth emulator (unsigned; dev and test only)."""
         return self.firebase_auth_emulator_host is not None
+
+    @property
+    def auth_emulator_url(self) -> str | None:
+        """Where the browser's Firebase Auth SDK finds the emulator; None with real Firebase."""
+        host = self.firebase_auth_emulator_host
+        return f"http://{host}" if host else None
+
+    @property
+    def voice_ids(self) -> frozenset[str]:
+        return frozenset(choice.id for choice in self.voice_choices)

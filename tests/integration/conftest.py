@@ -31,15 +31,42 @@ RECORDINGS_SIGNING_SECRET = "voicedesk-test-recordings-signing-secret-0123456789
 RECORDING_URL_TTL_SECONDS = 120
 
 
+# A built browser app in miniature, as `make web` leaves it in web/dist.
+WEB_INDEX_HTML = (
+    '<!doctype html><html><head><title>voicedesk</title></head><body><div id="app"></div>'
+    '<script type="module" src="/assets/app.js"></script></body></html>\n'
+)
+WEB_APP_JS = 'console.log("voicedesk");\n'
+# Settings the strict server shows on GET /config (the emulator server keeps the defaults).
+STRICT_WEB_API_KEY = "AIzaSy-test-web-api-key"
+STRICT_AUTH_DOMAIN = "auth.voicedesk.test"
+
+
+@pytest.fixture(scope="session")
+def web_dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    dist = tmp_path_factory.mktemp("web-dist")
+    (dist / "index.html").write_text(WEB_INDEX_HTML)
+    (dist / "assets").mkdir()
+    (dist / "assets" / "app.js").write_text(WEB_APP_JS)
+    return dist
+
+
 @pytest.fixture(scope="session")
 def token_server(
-    tmp_path_factory: pytest.TempPathFactory, firebase_emulator: FirebaseAuthEmulator, database_url: str
+    tmp_path_factory: pytest.TempPathFactory,
+    firebase_emulator: FirebaseAuthEmulator,
+    database_url: str,
+    web_dist: Path,
 ) -> Iterator[TokenServer]:
-    """APP_ENV=test with the Auth emulator; LiveKit unreachable (minting needs no LiveKit)."""
+    """APP_ENV=test with the Auth emulator; LiveKit unreachable (minting needs no LiveKit).
+
+    It serves the miniature browser app of ``web_dist``.
+    """
     env = {
         **token_server_env(database_url),
         **unreachable_livekit_env(),
         "FIREBASE_AUTH_EMULATOR_HOST": firebase_emulator.host,
+        "WEB_DIST_DIR": str(web_dist),
     }
     server = start_token_server(tmp_path_factory.mktemp("token-server"), env)
     yield server
@@ -57,15 +84,22 @@ def signing_authority() -> Iterator[SigningAuthority]:
 def strict_token_server(
     tmp_path_factory: pytest.TempPathFactory, signing_authority: SigningAuthority, database_url: str
 ) -> Iterator[TokenServer]:
-    """No emulator: firebase-admin checks RS256 signatures against the test's own certificates."""
+    """No emulator: firebase-admin checks RS256 signatures against the test's own certificates.
+
+    Configured like production for the browser: its own web API key and auth domain, Google
+    sign-in on, and no built browser app (WEB_DIST_DIR does not exist).
+    """
+    work_dir = tmp_path_factory.mktemp("strict-token-server")
     env = {
         **token_server_env(database_url),
         **unreachable_livekit_env(),
         "FIREBASE_ID_TOKEN_CERTS_URL": signing_authority.certs_url,
+        "FIREBASE_WEB_API_KEY": STRICT_WEB_API_KEY,
+        "FIREBASE_AUTH_DOMAIN": STRICT_AUTH_DOMAIN,
+        "GOOGLE_SIGN_IN_ENABLED": "true",
+        "WEB_DIST_DIR": str(work_dir / "web-not-built"),
     }
-    server = start_token_server(
-        tmp_path_factory.mktemp("strict-token-server"), env, name="strict-token-server"
-    )
+    server = start_token_server(work_dir, env, name="strict-token-server")
     yield server
     server.service.stop()
 

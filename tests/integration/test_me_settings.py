@@ -92,3 +92,62 @@ def test_bad_settings_are_refused_naming_the_field(live_token_server, user, body
     assert any(
         loc in (field, field.replace("_", "")) or loc.lower() == field.replace("_", "") for loc in locations
     ), locations
+
+
+# --- voice ----------------------------------------------------------------------------------------
+
+
+def test_voice_must_be_one_of_the_offered_voices(live_token_server, user, database_url) -> None:
+    signed_up, token, _ = user
+    headers = {"Authorization": f"Bearer {token}"}
+    offered = httpx.get(f"{live_token_server.url}/config", timeout=10).json()["voices"]
+    assert len(offered) >= 2
+
+    # Well-formed, but not a voice this desk offers: refused naming voice_id and listing the choices.
+    resp = httpx.put(
+        f"{live_token_server.url}/me/settings",
+        json={"voice_id": "NotOfferedVoice0001"},
+        headers=headers,
+        timeout=10,
+    )
+    assert resp.status_code == 422, resp.text
+    (error,) = resp.json()["detail"]
+    assert error["loc"] == ["body", "voice_id"]
+    for voice in offered:
+        assert voice["id"] in error["msg"] and voice["name"] in error["msg"]
+    fresh = httpx.get(f"{live_token_server.url}/me/settings", headers=headers, timeout=10).json()
+    assert fresh["voice_id"] is None, "nothing was stored"
+
+    # An offered voice is stored (camelCase too), and null goes back to the agent's default.
+    chosen = offered[1]["id"]
+    resp = httpx.put(
+        f"{live_token_server.url}/me/settings", json={"voiceId": chosen}, headers=headers, timeout=10
+    )
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["voice_id"] == chosen
+    assert _stored(database_url, signed_up.uid)["voice_id"] == chosen
+    assert (
+        httpx.get(f"{live_token_server.url}/me/settings", headers=headers, timeout=10).json()["voice_id"]
+        == chosen
+    )
+
+    resp = httpx.put(
+        f"{live_token_server.url}/me/settings", json={"voice_id": None}, headers=headers, timeout=10
+    )
+    assert resp.status_code == 200 and resp.json()["voice_id"] is None
+
+
+def test_a_refused_voice_changes_nothing_else(live_token_server, user) -> None:
+    _, token, _ = user
+    headers = {"Authorization": f"Bearer {token}"}
+    resp = httpx.put(
+        f"{live_token_server.url}/me/settings",
+        json={"voice_id": "NotOfferedVoice0002", "greeting": "Should not be kept"},
+        headers=headers,
+        timeout=10,
+    )
+    assert resp.status_code == 422
+    assert (
+        httpx.get(f"{live_token_server.url}/me/settings", headers=headers, timeout=10).json()["greeting"]
+        is None
+    )

@@ -426,3 +426,64 @@ def test_readyz_ok_with_real_livekit(live_token_server: TokenServer) -> None:
     resp = httpx.get(f"{live_token_server.url}/readyz", timeout=15)
     assert resp.status_code == 200, resp.text
     assert resp.json() == {"database": "ok", "livekit": "ok"}
+
+
+# --- Flutter (livekit_client) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "body"),
+    [
+        # TokenRequestOptions() with no agent: the SDK still sends an empty room_config.
+        ("default options", {"room_config": {}}),
+        # Session.withAgent('voicedesk', ...) or TokenRequestOptions(agentName:, participantName:).
+        (
+            "agent and name",
+            {"participant_name": "Flutter caller", "room_config": {"agents": [{"agent_name": "voicedesk"}]}},
+        ),
+        # The first token-source release (2.5.4) left room_config out when no agent was named.
+        ("2.5.4 default options", {}),
+    ],
+)
+def test_livekit_flutter_sdk_request_shape_is_accepted(
+    token_server: TokenServer, firebase_emulator: FirebaseAuthEmulator, case: str, body: dict[str, Any]
+) -> None:
+    """Exactly what livekit_client's EndpointTokenSource sends, with the app's Authorization header.
+
+    Source: github.com/livekit/client-sdk-flutter, lib/src/token_source/endpoint.dart (fetch: POST,
+    headers {'Content-Type': 'application/json', ...headers}, body
+    jsonEncode(options.toRequest().toJson())), token_source.dart + token_source.g.dart
+    (TokenSourceRequest: snake_case keys room_name, participant_name, participant_identity,
+    participant_metadata, participant_attributes, room_config; nulls left out; toRequest() always
+    sets room_config = RoomConfiguration(agents: ...)), room_configuration.g.dart (agents[].agent_name,
+    agents[].metadata). package:http's Request adds '; charset=utf-8' to a Content-Type without one.
+    The response is read by TokenSourceResponse.fromJson: server_url and participant_token (camelCase
+    accepted too); endpoint.dart accepts any 2xx in current releases (the 2.5.4 one wanted 200).
+    """
+    user = firebase_emulator.sign_up(display_name="Flutter User")
+    raw = json.dumps(body, separators=(",", ":")).encode()  # Dart's jsonEncode: no spaces
+    resp = httpx.post(
+        f"{token_server.url}/token",
+        content=raw,
+        headers={
+            "content-type": "application/json; charset=utf-8",
+            "authorization": f"Bearer {user.id_token}",  # EndpointTokenSource(headers: {...})
+            "user-agent": "Dart/3.10 (dart:io)",
+        },
+        timeout=15,
+    )
+
+    assert resp.status_code == 201, (case, resp.text)
+    assert 200 <= resp.status_code < 300  # what endpoint.dart checks before parsing
+    data = resp.json()
+    assert isinstance(data["server_url"], str) and isinstance(data["participant_token"], str)
+    assert data["server_url"] == token_server.env["LIVEKIT_URL"]  # the Flutter app's Room.connect URL
+
+    claims = verify(token_server, data["participant_token"])
+    assert claims.identity == user.uid
+    assert claims.name == body.get("participant_name", "Flutter User")
+    assert claims.video is not None and claims.video.room.startswith("call-")
+    assert claims.video.room_join and claims.video.can_publish and claims.video.can_subscribe
+    assert claims.room_config is not None
+    assert claims.room_config.agents[0].agent_name == "voicedesk"
+    assert dispatch_metadata(claims)["channel"] == "web"

@@ -19,6 +19,11 @@ _OPTIONAL_VARS = (
     "GOOGLE_APPLICATION_CREDENTIALS",
     "ALLOWED_AGENT_NAMES",
     "CORS_ALLOWED_ORIGINS",
+    "FIREBASE_WEB_API_KEY",
+    "FIREBASE_AUTH_DOMAIN",
+    "GOOGLE_SIGN_IN_ENABLED",
+    "VOICE_CHOICES",
+    "WEB_DIST_DIR",
 )
 
 
@@ -70,7 +75,10 @@ def start_token_server(work_dir: Path, env: dict[str, str], *, name: str = "toke
     Runs in ``work_dir`` so that no ``.env`` from the checkout leaks into the configuration.
     """
     port = free_port()
-    full_env = server_env({**env, "TOKEN_SERVER_PORT": str(port)})
+    # Signed recording URLs point at the server itself unless the test says otherwise.
+    full_env = server_env(
+        {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **env, "TOKEN_SERVER_PORT": str(port)}
+    )
     svc = start_service(
         name,
         [sys.executable, "-m", "token_server"],

@@ -11,13 +11,15 @@ import logging
 
 import psycopg
 from fastapi import APIRouter, HTTPException, status
+from fastapi.exceptions import RequestValidationError
 from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from db import profiles
 from token_server.auth import CurrentUser
-from token_server.dependencies import Pool
+from token_server.dependencies import Pool, Settings
+from token_server.settings import VOICE_ID_PATTERN, TokenServerSettings
 from voicedesk.pins import hash_pin
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,11 @@ class SettingsUpdate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    voice_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9]{1,64}$")
+    voice_id: str | None = Field(
+        default=None,
+        pattern=VOICE_ID_PATTERN,
+        description="One of the voices GET /config lists; null: the agent's default voice",
+    )
     greeting: str | None = Field(default=None, min_length=1, max_length=300)
     language: str = Field(default="en", pattern=r"^[a-z]{2}(-[A-Z]{2})?$", examples=["en", "en-US"])
     phone_pin: str | None = Field(
@@ -78,8 +84,25 @@ async def get_settings(user: CurrentUser, pool: Pool) -> SettingsView:
     return _view(await profiles.get_user_settings(pool, profile.id))
 
 
+def _check_voice(body: SettingsUpdate, settings: TokenServerSettings) -> None:
+    """A voice must be one of VOICE_CHOICES: the agent speaks with whatever is stored here."""
+    if body.voice_id is None or body.voice_id in settings.voice_ids:
+        return
+    offered = ", ".join(f"{v.id} ({v.name})" for v in settings.voice_choices)
+    error = {
+        "type": "value_error",
+        "loc": ("body", "voice_id"),
+        "msg": f"voice_id must be one of the voices offered: {offered}",
+        "input": body.voice_id,
+    }
+    raise RequestValidationError([error])
+
+
 @router.put("/settings", response_model=SettingsView, summary="Change your settings")
-async def put_settings(body: SettingsUpdate, user: CurrentUser, pool: Pool) -> SettingsView:
+async def put_settings(
+    body: SettingsUpdate, user: CurrentUser, pool: Pool, settings: Settings
+) -> SettingsView:
+    _check_voice(body, settings)
     profile = await _profile(pool, user)
     changes: dict[str, str | None] = {}
     for field in body.model_fields_set & {"voice_id", "greeting", "language"}:
