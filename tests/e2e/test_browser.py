@@ -231,3 +231,46 @@ async def test_operator_calls_a_customer_and_follows_the_call(
             await shot(page, "console-live")
     finally:
         customer.stop()
+
+
+async def test_a_refused_microphone_is_explained_and_starts_no_call(
+    web_dist, firebase_emulator, live_token_server, database_url
+) -> None:
+    user = firebase_emulator.sign_up(display_name="Nia Nomic")
+    async with chromium(allow_microphone=False) as browser:
+        page = await (await browser.new_context(viewport=PHONE_SIZE)).new_page()
+        await sign_in(page, live_token_server.url, user.email, user.password)
+        await page.get_by_test_id("call-button").click()
+        error = page.get_by_test_id("call-error")
+        await expect(error).to_have_attribute("data-error-kind", "mic-denied", timeout=15_000)
+        await expect(error).to_contain_text("microphone", ignore_case=True)
+        await shot(page, "call-mic-refused")
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    async with AsyncConnectionPool(database_url, kwargs={"row_factory": dict_row}, open=False) as pool:
+        async with pool.connection() as conn:
+            cur = await conn.execute("select count(*) as n from calls where started_by = %s", (user.uid,))
+            assert (await cur.fetchone())["n"] == 0, "no token, no room, no call"
+
+
+async def test_typed_question_is_answered(
+    web_dist, firebase_emulator, live_token_server, provider_emulators
+) -> None:
+    typed = "Do you ship to Canada?"
+    reply = "Yes, we ship to Canada within five working days."
+    provider_emulators.reset()
+    provider_emulators.script(llm=[{"text": reply, "when": typed}, SUMMARY])
+    user = firebase_emulator.sign_up(display_name="Tia Typer")
+    async with chromium() as browser:
+        page = await (await browser.new_context(viewport=PHONE_SIZE)).new_page()
+        await sign_in(page, live_token_server.url, user.email, user.password)
+        await page.get_by_test_id("call-button").click()
+        await expect(agent_line(page, prompts.greeting("Tia Typer"))).to_be_visible(timeout=20_000)
+        await page.get_by_test_id("chat-input").fill(typed)
+        await page.get_by_test_id("chat-input").press("Enter")
+        await expect(
+            page.locator('[data-testid="transcript-line"][data-role="user"]', has_text=typed)
+        ).to_be_visible(timeout=10_000)
+        await expect(agent_line(page, reply)).to_be_visible(timeout=20_000)
+        await page.get_by_test_id("end-call-button").click()

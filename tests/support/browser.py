@@ -33,11 +33,14 @@ FLAGS = [
 
 
 @asynccontextmanager
-async def chromium(microphone: Path | None = None) -> AsyncIterator[Browser]:
-    """A headless Chromium; ``microphone``: a 48 kHz WAV it hears once, from when the mic opens."""
+async def chromium(
+    microphone: Path | None = None, *, allow_microphone: bool = True
+) -> AsyncIterator[Browser]:
+    """A headless Chromium; ``microphone``: a 48 kHz WAV it hears once, from when the mic opens.
+    ``allow_microphone=False``: the permission prompt is refused, as a person clicking Block."""
     if shutil.which(CHROMIUM) is None:
         raise RuntimeError(f"{CHROMIUM} is missing: run the tests with `make test`, which installs it")
-    flags = list(FLAGS)
+    flags = [f for f in FLAGS if allow_microphone or f != "--use-fake-ui-for-media-stream"]
     with tempfile.TemporaryDirectory() as tmp:
         if microphone is None:  # Chromium's own fake device beeps, which the agent hears as speech
             microphone = Path(tmp) / "silence.wav"
