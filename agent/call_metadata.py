@@ -8,7 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-E164 = r"^\+[1-9][0-9]{6,14}$"
+from voicedesk import e164
 
 
 class CallMetadata(BaseModel):
@@ -17,7 +17,9 @@ class CallMetadata(BaseModel):
     call_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     profile_id: uuid.UUID | None = None
     firebase_uid: str | None = None
-    phone_number: str | None = Field(default=None, pattern=E164, description="number to dial (outbound)")
+    phone_number: str | None = Field(
+        default=None, pattern=e164.PATTERN, description="number to dial (outbound)"
+    )
     purpose: str | None = Field(default=None, max_length=500, description="why we call (outbound)")
 
     @model_validator(mode="after")

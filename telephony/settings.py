@@ -8,24 +8,17 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-CommaList = Annotated[list[str], NoDecode]
+from voicedesk.config import CommaList
 
 _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 _SIP_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
 _AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-
-
-def _split_commas(value: object) -> object:
-    """Accept ``a,b , c`` from the environment (pydantic-settings would expect JSON for lists)."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 def _e164(number: str) -> str:
@@ -140,11 +133,6 @@ class TelephonySettings(LiveKitApiSettings):
         if not _AGENT_NAME.match(value):
             raise ValueError("must be 1-64 letters, digits, '_', '.' or '-'")
         return value
-
-    @field_validator("sip_inbound_numbers", "sip_inbound_allowed_addresses", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        return _split_commas(value)
 
     @field_validator("sip_inbound_numbers")
     @classmethod

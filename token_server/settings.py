@@ -22,6 +22,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from voicedesk.config import CommaList
+
 AppEnv = Literal["dev", "test", "production"]
 
 # Environments where unverified (emulator) tokens and test-only certificate URLs are acceptable.
@@ -41,8 +43,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Stands in for the web API key in dev and test: the Auth emulator accepts any key.
 PLACEHOLDER_WEB_API_KEY = "demo-api-key"
 
-CommaList = Annotated[list[str], NoDecode]
-
 
 class VoiceChoice(BaseModel):
     """One ElevenLabs voice a user may pick in their settings."""
@@ -60,13 +60,6 @@ DEFAULT_VOICE_CHOICES: tuple[VoiceChoice, ...] = (
     VoiceChoice(id="ErXwobaYiN019PkySvjV", name="Antoni"),
     VoiceChoice(id="pNInz6obpgDQGcFmaJgB", name="Adam"),
 )
-
-
-def _split_commas(value: object) -> object:
-    """Accept ``a,b , c`` from the environment (pydantic-settings would expect JSON for lists)."""
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
 
 
 class TokenServerSettings(BaseSettings):
@@ -249,11 +242,6 @@ class TokenServerSettings(BaseSettings):
             raise ValueError("must be 1-64 letters, digits, '_', '.' or '-'")
         return value
 
-    @field_validator("allowed_agent_names", mode="before")
-    @classmethod
-    def _allowed_agents_split(cls, value: object) -> object:
-        return _split_commas(value)
-
     @field_validator("allowed_agent_names")
     @classmethod
     def _allowed_agents(cls, value: list[str], info: ValidationInfo) -> list[str]:
@@ -269,11 +257,6 @@ class TokenServerSettings(BaseSettings):
                 "ALLOWED_AGENT_NAMES"
             )
         return list(dict.fromkeys(value))
-
-    @field_validator("cors_allowed_origins", mode="before")
-    @classmethod
-    def _origins_split(cls, value: object) -> object:
-        return _split_commas(value)
 
     @field_validator("cors_allowed_origins")
     @classmethod

@@ -7,12 +7,23 @@ names itself, says what it is for and shows an example, instead of a pydantic tr
 from __future__ import annotations
 
 import sys
-from typing import TypeVar
+from typing import Annotated, TypeVar
 
-from pydantic import ValidationError
-from pydantic_settings import BaseSettings
+from pydantic import BeforeValidator, ValidationError
+from pydantic_settings import BaseSettings, NoDecode
 
 S = TypeVar("S", bound=BaseSettings)
+
+
+def split_commas(value: object) -> object:
+    """Accept ``a,b , c`` from the environment (pydantic-settings would expect JSON for lists)."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+# A list setting written as ``A,B,C`` in the environment.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]
 
 
 class SettingsError(SystemExit):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from telephony.settings import TelephonySettings
 from tests.support.livekit_server import LiveKitServer
 from tests.support.livekit_sip import LiveKitSip, start_livekit_sip
 from tests.support.redis_server import RedisServer
+from tests.support.softphone import Softphone, start_softphone
 
 COMPANY_NUMBER = "+15550100"
+CUSTOMER_NUMBER = "+15557654321"
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +52,16 @@ async def provision(livekit_server: LiveKitServer, *, outbound_address: str | No
 def sip_trunks(livekit_sip: LiveKitSip, livekit_server: LiveKitServer) -> LiveKitSip:
     asyncio.run(provision(livekit_server))
     return livekit_sip
+
+
+@asynccontextmanager
+async def customer_line(
+    work_dir: Path, livekit_server: LiveKitServer, *, user: str = CUSTOMER_NUMBER, **phone: object
+) -> AsyncIterator[Softphone]:
+    """A customer's phone at the far end of the outbound trunk (options: ``start_softphone``'s)."""
+    customer = start_softphone(work_dir, "customer", user=user, **phone)  # type: ignore[arg-type]
+    try:
+        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+        yield customer
+    finally:
+        customer.stop()

@@ -24,7 +24,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 import prompts
-from tests.e2e.conftest import COMPANY_NUMBER, provision
+from tests.e2e.conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, customer_line
 from tests.emulators.speech import synthesize_pcm
 from tests.support.audio import find_speech, locate, synthesize
 from tests.support.softphone import Softphone, start_softphone
@@ -32,7 +32,6 @@ from tests.support.web_call import stored_events, stored_turns
 from voicedesk.pins import hash_pin
 
 CALLER_NUMBER = "+15551234567"
-CUSTOMER_NUMBER = "+15557654321"
 QUESTION = "What are your opening hours?"
 ANSWER = "We are open from nine to five, Monday to Friday."
 SUMMARY_ITEM = {
@@ -301,9 +300,7 @@ async def test_outbound_call_reaches_the_customer_and_the_agent_speaks_first(
 ) -> None:
     provider_emulators.reset()
     provider_emulators.script(llm=[SUMMARY_ITEM])
-    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER, auto_answer=True, answer_delay=0.5)
-    try:
-        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+    async with customer_line(tmp_path, livekit_server, auto_answer=True, answer_delay=0.5) as customer:
         purpose = "your renewal next week"
         call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, purpose)
 
@@ -318,8 +315,6 @@ async def test_outbound_call_reaches_the_customer_and_the_agent_speaks_first(
         assert row["status"] == "in_progress"
         await quiet_for(customer, 1.0)  # espeak pauses ~0.5 s between the opener's sentences
         customer.hangup()
-    finally:
-        customer.stop()
 
     row = await phone_call_row(database_url, id=call_id, ready=ended)
     assert row["channel"] == "pstn_outbound" and row["direction"] == "outbound"
@@ -341,15 +336,11 @@ async def test_outbound_call_nobody_answers_ends_as_no_answer(
     sip_trunks,
 ) -> None:
     provider_emulators.reset()
-    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER)  # rings, never answers
-    try:
-        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+    async with customer_line(tmp_path, livekit_server) as customer:  # rings, never answers
         call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, "a missed payment")
         await asyncio.to_thread(customer.wait_for, "CALL_INCOMING", 20)
         # OUTBOUND_RINGING_SECONDS is 8 for the test worker.
         row = await phone_call_row(database_url, id=call_id, ready=ended, within=40)
-    finally:
-        customer.stop()
     assert row["status"] == "no_answer", row
     assert row["answered_at"] is None and row["end_reason"] == "no_answer"
     assert row["room_name"] not in await room_names(livekit_server)
@@ -527,13 +518,9 @@ async def test_outbound_call_to_a_busy_line_ends_as_busy(
     sip_trunks,
 ) -> None:
     provider_emulators.reset()
-    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER, reject_code=486)
-    try:
-        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+    async with customer_line(tmp_path, livekit_server, reject_code=486):
         call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, "your order")
         row = await phone_call_row(database_url, id=call_id, ready=ended, within=30)
-    finally:
-        customer.stop()
     assert row["status"] == "busy" and row["end_reason"] == "busy" and row["answered_at"] is None
 
 
@@ -549,9 +536,7 @@ async def test_outbound_call_reaching_voicemail_leaves_a_message(
     greeting = "Hi, you have reached Sam. Please leave a message after the tone."
     provider_emulators.reset()
     provider_emulators.script(stt=[greeting])
-    customer = start_softphone(tmp_path, "customer", user=CUSTOMER_NUMBER, auto_answer=True)
-    try:
-        await provision(livekit_server, outbound_address=f"127.0.0.1:{customer.port}")
+    async with customer_line(tmp_path, livekit_server, auto_answer=True) as customer:
         purpose = "your renewal"
         call_id = await place_call(firebase_emulator, live_token_server, CUSTOMER_NUMBER, purpose)
         answered = await asyncio.to_thread(customer.wait_for, "CALL_ESTABLISHED", 20)
@@ -559,7 +544,5 @@ async def test_outbound_call_reaching_voicemail_leaves_a_message(
         message = prompts.line("voicemail_message", purpose=purpose)
         await heard_utterance(customer, message, within=30)
         await asyncio.to_thread(customer.wait_for, "CALL_CLOSED", 30, since=answered.at)
-    finally:
-        customer.stop()
     row = await phone_call_row(database_url, id=call_id, ready=lambda r: r["outcome"] is not None)
     assert row["end_reason"] == "voicemail" and row["outcome"] == "follow_up"

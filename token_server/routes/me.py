@@ -9,15 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import psycopg
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
-from psycopg_pool import PoolTimeout
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from db import profiles
 from token_server.auth import CurrentUser
+from token_server.caller_profile import ensure_caller_profile
 from token_server.dependencies import Pool, Settings
 from token_server.settings import VOICE_ID_PATTERN, TokenServerSettings
 from voicedesk.pins import hash_pin
@@ -62,25 +61,9 @@ def _view(settings: profiles.UserSettings | None) -> SettingsView:
     )
 
 
-async def _profile(pool: Pool, user: CurrentUser) -> profiles.Profile:
-    try:
-        return await profiles.ensure_profile(
-            pool,
-            firebase_uid=user.uid,
-            email=user.email,
-            display_name=user.name,
-            phone_e164=user.phone_number,
-        )
-    except (psycopg.OperationalError, PoolTimeout) as exc:
-        log.warning("database unavailable for /me: %s", exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable; retry shortly"
-        ) from None
-
-
 @router.get("/settings", response_model=SettingsView, summary="Your settings")
 async def get_settings(user: CurrentUser, pool: Pool) -> SettingsView:
-    profile = await _profile(pool, user)
+    profile = await ensure_caller_profile(pool, user)
     return _view(await profiles.get_user_settings(pool, profile.id))
 
 
@@ -103,7 +86,7 @@ async def put_settings(
     body: SettingsUpdate, user: CurrentUser, pool: Pool, settings: Settings
 ) -> SettingsView:
     _check_voice(body, settings)
-    profile = await _profile(pool, user)
+    profile = await ensure_caller_profile(pool, user)
     changes: dict[str, str | None] = {}
     for field in body.model_fields_set & {"voice_id", "greeting", "language"}:
         changes[field] = getattr(body, field)

@@ -22,10 +22,10 @@ from token_server.dependencies import LiveKit, Pool, Settings
 from token_server.livekit_token import new_call
 from token_server.operators import Operator
 from token_server.routes.calls import ErrorResponse, database_errors
+from voicedesk import e164
 
 log = logging.getLogger(__name__)
 
-E164 = r"^\+[1-9][0-9]{6,14}$"
 ROOM_EMPTY_TIMEOUT_S = 120  # the agent joins within seconds; a room nobody joined goes away
 
 router = APIRouter(prefix="/calls", tags=["operator: calls"])
@@ -34,7 +34,9 @@ router = APIRouter(prefix="/calls", tags=["operator: calls"])
 class OutboundCallRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", alias_generator=to_camel, populate_by_name=True)
 
-    phone_number: str = Field(pattern=E164, description="Number to call, E.164", examples=["+15551234567"])
+    phone_number: str = Field(
+        pattern=e164.PATTERN, description="Number to call, E.164", examples=["+15551234567"]
+    )
     purpose: str = Field(
         min_length=1,
         max_length=500,

@@ -9,13 +9,11 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-import psycopg
-from fastapi import APIRouter, Body, HTTPException, Response, status
+from fastapi import APIRouter, Body, Response, status
 from fastapi.exceptions import RequestValidationError
-from psycopg_pool import PoolTimeout
 
-from db import profiles
 from token_server.auth import CurrentUser
+from token_server.caller_profile import ensure_caller_profile
 from token_server.dependencies import Pool, Settings
 from token_server.livekit_token import CallGrant, mint, new_call
 from token_server.token_request import TokenRequest, TokenResponse
@@ -59,19 +57,7 @@ async def create_token(
             agent_name,
         )
 
-    try:
-        profile = await profiles.ensure_profile(
-            pool,
-            firebase_uid=user.uid,
-            email=user.email,
-            display_name=user.name,
-            phone_e164=user.phone_number,
-        )
-    except (psycopg.OperationalError, PoolTimeout) as exc:
-        log.warning("database unavailable while minting a token: %s", exc)
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, "database unavailable; retry shortly"
-        ) from None
+    profile = await ensure_caller_profile(pool, user)  # after the checks: a refused request stores nothing
 
     call_id, room = new_call()
     grant = CallGrant(
