@@ -77,16 +77,16 @@ def human_phone(work_dir: Path) -> Iterator[Softphone]:
 
 
 @pytest.fixture(scope="session")
-def agent_worker(
+def worker_env(
     work_dir: Path,
     livekit_server: LiveKitServer,
     provider_emulators: ProviderEmulators,
     database_url: str,
     call_policy_file: Path,
     human_phone: Softphone,
-) -> Iterator[Service]:
-    """A real worker process registered with the test LiveKit server, providers emulated."""
-    env = {
+) -> dict[str, str]:
+    """How every test worker is configured: the test LiveKit server, providers emulated."""
+    return {
         **livekit_server.env(),
         **provider_emulators.env(),
         "DATABASE_URL": database_url,
@@ -97,7 +97,12 @@ def agent_worker(
         "HUMAN_TRANSFER_TO": human_phone.sip_uri,
         "OUTBOUND_RINGING_SECONDS": "8",
     }
-    worker = start_worker(work_dir / "worker", env)
+
+
+@pytest.fixture(scope="session")
+def agent_worker(work_dir: Path, worker_env: dict[str, str]) -> Iterator[Service]:
+    """A real worker process registered with the test LiveKit server."""
+    worker = start_worker(work_dir / "worker", worker_env)
     yield worker
     worker.stop()
 
@@ -110,20 +115,23 @@ def firebase_emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fire
 
 
 @pytest.fixture(scope="session")
-def live_token_server(
-    tmp_path_factory: pytest.TempPathFactory,
-    work_dir: Path,
-    firebase_emulator: FirebaseAuthEmulator,
-    database_url: str,
-    livekit_server: LiveKitServer,
-) -> Iterator[TokenServer]:
-    """The token server with the Auth emulator and the real LiveKit server."""
-    env = {
+def live_token_server_env(
+    work_dir: Path, firebase_emulator: FirebaseAuthEmulator, database_url: str, livekit_server: LiveKitServer
+) -> dict[str, str]:
+    """How the live token server is configured: the Auth emulator and the real LiveKit server."""
+    return {
         **token_server_env(database_url),
         **livekit_server.env(),
         "FIREBASE_AUTH_EMULATOR_HOST": firebase_emulator.host,
         "RECORDINGS_DIR": str(work_dir / "recordings"),
     }
+
+
+@pytest.fixture(scope="session")
+def live_token_server(
+    tmp_path_factory: pytest.TempPathFactory, live_token_server_env: dict[str, str]
+) -> Iterator[TokenServer]:
+    env = live_token_server_env
     server = start_token_server(tmp_path_factory.mktemp("live-token-server"), env, name="live-token-server")
     yield server
     server.service.stop()

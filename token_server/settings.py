@@ -150,6 +150,11 @@ class TokenServerSettings(BaseSettings):
         description="Comma-separated agent names a client may ask for (defaults to AGENT_NAME).",
         examples=["voicedesk,voicedesk-sales"],
     )
+    require_verified_email: bool = Field(
+        default=False,
+        description="Refuse calls (403 from POST /token) until the user's email address is "
+        "verified (the ID token's email_verified claim).",
+    )
     cors_allowed_origins: CommaList = Field(
         default_factory=list,
         description="Comma-separated browser origins allowed to call the API (scheme://host[:port]).",

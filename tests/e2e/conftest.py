@@ -1,4 +1,4 @@
-"""Telephony for end-to-end tests: a real livekit-sip with the trunks `voicedesk sip setup` makes."""
+"""End-to-end fixtures: the built web app; a real livekit-sip with the trunks `voicedesk sip setup` makes."""
 
 from __future__ import annotations
 
@@ -14,11 +14,19 @@ from telephony.provisioning import setup
 from telephony.settings import TelephonySettings
 from tests.support.livekit_server import LiveKitServer
 from tests.support.livekit_sip import LiveKitSip, start_livekit_sip
+from tests.support.processes import REPO_ROOT
 from tests.support.redis_server import RedisServer
 from tests.support.softphone import Softphone, start_softphone
 
 COMPANY_NUMBER = "+15550100"
 CUSTOMER_NUMBER = "+15557654321"
+
+
+@pytest.fixture(scope="session")
+def web_dist() -> Path:
+    dist = REPO_ROOT / "web" / "dist" / "index.html"
+    assert dist.exists(), "web/dist is not built: run the tests with `make test`, which builds it"
+    return dist
 
 
 @pytest.fixture(scope="session")

@@ -8,12 +8,11 @@ Screenshots of the main screens go to docs/screenshots/, which the README shows.
 from __future__ import annotations
 
 import json
-import subprocess
+import re
 import time
-from pathlib import Path
 
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import expect
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
@@ -21,8 +20,8 @@ import prompts
 from tests.e2e.conftest import CUSTOMER_NUMBER, customer_line
 from tests.support.audio import synthesize
 from tests.support.browser import chromium
-from tests.support.processes import REPO_ROOT
 from tests.support.web_call import stored_call, stored_turns, summarized
+from tests.support.web_page import DESKTOP_SIZE, PHONE_SIZE, agent_line, microphone, shot, sign_in
 
 QUESTION = "What are your opening hours?"
 ANSWER = "We are open from nine to five, Monday to Friday."
@@ -30,44 +29,9 @@ SUMMARY = {
     "text": json.dumps({"summary": "Asked for the opening hours.", "outcome": "resolved"}),
     "when": "Transcript of the call",
 }
-SHOTS = REPO_ROOT / "docs" / "screenshots"
-PHONE_SIZE = {"width": 390, "height": 844}
+UUID = re.compile(r"^[0-9a-f-]{36}$")
 
 pytestmark = pytest.mark.usefixtures("agent_worker")
-
-
-@pytest.fixture(scope="module")
-def web_dist() -> Path:
-    dist = REPO_ROOT / "web" / "dist" / "index.html"
-    assert dist.exists(), "web/dist is not built: run the tests with `make test`, which builds it"
-    return dist
-
-
-def microphone(tmp_path: Path, text: str, lead_s: float) -> Path:
-    """``lead_s`` of silence (the greeting plays meanwhile), then ``text``, at 48 kHz."""
-    speech = synthesize(text, tmp_path / "speech.wav")
-    wav = tmp_path / "microphone.wav"
-    subprocess.run(["sox", str(speech), str(wav), "pad", str(lead_s), "2"], check=True)
-    return wav
-
-
-async def sign_in(page: Page, base_url: str, email: str, password: str) -> None:
-    await page.goto(base_url)
-    await page.get_by_test_id("signin-email").fill(email)
-    await page.get_by_test_id("signin-password").fill(password)
-    await page.get_by_test_id("signin-submit").click()
-    await expect(page.get_by_test_id("call-button")).to_be_visible(timeout=15_000)
-
-
-def agent_line(page: Page, text: str):
-    return page.locator(
-        '[data-testid="transcript-line"][data-role="agent"][data-final="true"]', has_text=text
-    )
-
-
-async def shot(page: Page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
 async def test_call_ai_in_the_browser_then_the_call_in_the_console(
@@ -115,7 +79,7 @@ async def test_call_ai_in_the_browser_then_the_call_in_the_console(
         assert ("user", QUESTION) in turns and ("assistant", ANSWER) in turns
 
         # The operator finds the call in the console's history, reads it and plays it.
-        console = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+        console = await (await browser.new_context(viewport=DESKTOP_SIZE)).new_page()
         await sign_in(console, live_token_server.url, operator.email, operator.password)
         await console.goto(f"{live_token_server.url}/#/console")
         await console.get_by_test_id("history-search").fill("opening hours")
@@ -178,6 +142,13 @@ async def test_settings_change_the_next_greeting(
             "data-state", "ended", timeout=15_000
         )
 
+        # The page shows what was saved, and never the PIN.
+        await page.reload()
+        await page.goto(f"{live_token_server.url}/#/settings")
+        await expect(page.get_by_test_id("settings-greeting")).to_have_value(custom, timeout=10_000)
+        await expect(page.get_by_test_id("settings-pin")).to_have_value("")
+        await expect(page.get_by_test_id("settings-pin-status")).to_have_attribute("data-pin-set", "true")
+
 
 async def test_muted_caller_is_not_heard(
     tmp_path, web_dist, firebase_emulator, live_token_server, provider_emulators
@@ -212,18 +183,23 @@ async def test_operator_calls_a_customer_and_follows_the_call(
     question = synthesize(QUESTION, tmp_path / "question.wav", sample_rate=8000)
     async with customer_line(tmp_path, livekit_server, auto_answer=True) as customer:
         async with chromium() as browser:
-            page = await (await browser.new_context(viewport={"width": 1280, "height": 900})).new_page()
+            page = await (await browser.new_context(viewport=DESKTOP_SIZE)).new_page()
             await sign_in(page, live_token_server.url, operator.email, operator.password)
             await page.goto(f"{live_token_server.url}/#/console")
             await page.get_by_test_id("outbound-number").fill(CUSTOMER_NUMBER)
             await page.get_by_test_id("outbound-purpose").fill("your renewal next week")
             await page.get_by_test_id("outbound-start").click()
-            active = page.get_by_test_id("active-call").first
+            placed = page.get_by_test_id("outbound-status")
+            await expect(placed).to_have_attribute("data-call-id", UUID, timeout=10_000)
+            call_id = await placed.get_attribute("data-call-id")
+            # Other calls may still be finishing: follow the one just placed.
+            active = page.locator(f'[data-testid="active-call"][data-call-id="{call_id}"]')
             await expect(active).to_be_visible(timeout=20_000)
             await active.get_by_test_id("follow-button").click()
             live = page.get_by_test_id("monitor-transcript")
-            await expect(page.get_by_test_id("monitor-panel")).to_be_visible(timeout=10_000)
-            await page.wait_for_timeout(2_000)  # the hidden listener has joined; now the customer speaks
+            await expect(page.get_by_test_id("monitor-status")).to_have_attribute(
+                "data-state", "listening", timeout=10_000
+            )
             customer.play(question)
             # Both sides appear live: what the customer asked and the agent's answer.
             await expect(live).to_contain_text(QUESTION, timeout=30_000)

@@ -87,7 +87,8 @@ def strict_token_server(
     """No emulator: firebase-admin checks RS256 signatures against the test's own certificates.
 
     Configured like production for the browser: its own web API key and auth domain, Google
-    sign-in on, and no built browser app (WEB_DIST_DIR does not exist).
+    sign-in on, verified email addresses required, and no built browser app (WEB_DIST_DIR does
+    not exist).
     """
     work_dir = tmp_path_factory.mktemp("strict-token-server")
     env = {
@@ -97,6 +98,7 @@ def strict_token_server(
         "FIREBASE_WEB_API_KEY": STRICT_WEB_API_KEY,
         "FIREBASE_AUTH_DOMAIN": STRICT_AUTH_DOMAIN,
         "GOOGLE_SIGN_IN_ENABLED": "true",
+        "REQUIRE_VERIFIED_EMAIL": "true",
         "WEB_DIST_DIR": str(work_dir / "web-not-built"),
     }
     server = start_token_server(work_dir, env, name="strict-token-server")

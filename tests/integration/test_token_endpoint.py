@@ -242,7 +242,9 @@ def test_correctly_signed_token_is_accepted_in_strict_mode(
     strict_token_server: TokenServer, signing_authority: SigningAuthority, database_url: str
 ) -> None:
     uid = f"strict-{uuid.uuid4().hex[:12]}"
-    id_token = signing_authority.sign(firebase_claims(uid, email=f"{uid}@example.com", name="Strict User"))
+    id_token = signing_authority.sign(
+        firebase_claims(uid, email=f"{uid}@example.com", email_verified=True, name="Strict User")
+    )
 
     resp = post_token(strict_token_server, id_token, {})
 
@@ -250,6 +252,24 @@ def test_correctly_signed_token_is_accepted_in_strict_mode(
     assert verify(strict_token_server, resp.json()["participant_token"]).identity == uid
     row = profile_row(database_url, uid)
     assert row is not None and row["email"] == f"{uid}@example.com"
+
+
+@pytest.mark.parametrize("email_verified", [False, None, "true"], ids=["false", "missing", "string"])
+def test_unverified_email_is_refused_when_verification_is_required(
+    strict_token_server: TokenServer,
+    signing_authority: SigningAuthority,
+    database_url: str,
+    email_verified: Any,
+) -> None:
+    uid = f"strict-{uuid.uuid4().hex[:12]}"
+    extra = {"email_verified": email_verified} if email_verified is not None else {}
+    id_token = signing_authority.sign(firebase_claims(uid, email=f"{uid}@example.com", **extra))
+
+    resp = post_token(strict_token_server, id_token, {})
+
+    assert resp.status_code == 403, resp.text
+    assert "verify your email address" in resp.json()["detail"]
+    assert profile_row(database_url, uid) is None  # a refused request stores nothing
 
 
 @pytest.mark.parametrize(
@@ -296,7 +316,7 @@ def test_strict_mode_refuses_bad_tokens(
 def test_certificates_unavailable_gives_503_not_401(
     strict_token_server: TokenServer, signing_authority: SigningAuthority
 ) -> None:
-    id_token = signing_authority.sign(firebase_claims(f"strict-{uuid.uuid4().hex[:12]}"))
+    id_token = signing_authority.sign(firebase_claims(f"strict-{uuid.uuid4().hex[:12]}", email_verified=True))
     signing_authority.available = False
     try:
         resp = post_token(strict_token_server, id_token, {})

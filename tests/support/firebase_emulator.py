@@ -91,12 +91,23 @@ class FirebaseAuthEmulator:
             admin=True,
         )
 
-    def update_profile(self, uid: str, *, display_name: str | None = None, phone: str | None = None) -> None:
-        body: dict[str, Any] = {"localId": uid}
-        if display_name is not None:
-            body["displayName"] = display_name
-        if phone is not None:
-            body["phoneNumber"] = phone
+    def update_profile(
+        self,
+        uid: str,
+        *,
+        display_name: str | None = None,
+        phone: str | None = None,
+        email_verified: bool | None = None,
+        disabled: bool | None = None,
+    ) -> None:
+        """What an admin's ``auth.update_user`` does."""
+        fields = {
+            "displayName": display_name,
+            "phoneNumber": phone,
+            "emailVerified": email_verified,
+            "disableUser": disabled,
+        }
+        body: dict[str, Any] = {"localId": uid, **{k: v for k, v in fields.items() if v is not None}}
         path = f"/identitytoolkit.googleapis.com/v1/projects/{self.project_id}/accounts:update"
         self._post(path, body, admin=True)
 

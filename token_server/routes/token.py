@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Response, status
+from fastapi import APIRouter, Body, HTTPException, Response, status
 from fastapi.exceptions import RequestValidationError
 
 from token_server.auth import CurrentUser
@@ -34,6 +34,7 @@ def _refuse(loc: tuple[str | int, ...], msg: str, value: Any) -> RequestValidati
     status_code=status.HTTP_201_CREATED,
     response_model=TokenResponse,
     summary="Mint a LiveKit participant token for a new call with the agent",
+    responses={403: {"description": "REQUIRE_VERIFIED_EMAIL is on and the email is not verified"}},
 )
 async def create_token(
     user: CurrentUser,
@@ -55,6 +56,12 @@ async def create_token(
             ("room_config", "agents", 0, "agent_name"),
             f"agent {agent_name!r} is not available; allowed: {', '.join(settings.allowed_agent_names)}",
             agent_name,
+        )
+
+    if settings.require_verified_email and user.claims.get("email_verified") is not True:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "verify your email address before calling: open the link we emailed you, then sign in again",
         )
 
     profile = await ensure_caller_profile(pool, user)  # after the checks: a refused request stores nothing

@@ -25,6 +25,9 @@ export interface SignedIn {
 }
 
 let auth: Auth | null = null;
+/** Set while the person signs out on purpose; any other sign-out is the session ending. */
+let signingOut = false;
+const EXPIRED = "Your sign-in has expired. Please sign in again.";
 
 const MESSAGES: Record<string, string> = {
   "auth/invalid-credential": "That email and password do not match an account.",
@@ -39,7 +42,7 @@ const MESSAGES: Record<string, string> = {
   "auth/network-request-failed": "Cannot reach the sign-in service. Check your connection.",
   "auth/popup-closed-by-user": "The Google sign-in window was closed before signing in.",
   "auth/popup-blocked": "The browser blocked the Google sign-in window. Allow pop-ups and try again.",
-  "auth/user-token-expired": "Your sign-in has expired. Please sign in again.",
+  "auth/user-token-expired": EXPIRED,
 };
 
 export function authErrorMessage(error: unknown): string {
@@ -61,11 +64,19 @@ export function startAuth(config: AppConfig, onChange: (state: SignedIn | null) 
 
   setUpForm(config.googleSignIn);
 
+  let current: User | null = null;
   onAuthStateChanged(auth, async (user) => {
     if (!user) {
+      // Firebase signs the user out itself when their session cannot be renewed (account
+      // disabled or deleted, password changed elsewhere): say so rather than just vanish.
+      const notice = byTestId("signin-notice");
+      if (current && !signingOut && notice.hidden) say(notice, EXPIRED);
+      current = null;
+      signingOut = false;
       onChange(null);
       return;
     }
+    current = user;
     try {
       // A fresh token, so a newly granted operator claim shows without signing out.
       const result = await getIdTokenResult(user, true);
@@ -77,14 +88,16 @@ export function startAuth(config: AppConfig, onChange: (state: SignedIn | null) 
 }
 
 /** Sign out and ask the person to sign in again, saying why. */
-export async function expire(message = "Your sign-in has expired. Please sign in again."): Promise<void> {
+export async function expire(message = EXPIRED): Promise<void> {
   say(byTestId("signin-notice"), message);
   if (auth) await signOut(auth);
 }
 
 export async function signOutUser(): Promise<void> {
   say(byTestId("signin-notice"), null);
-  if (auth) await signOut(auth);
+  if (!auth?.currentUser) return;
+  signingOut = true;
+  await signOut(auth);
 }
 
 function setUpForm(googleSignIn: boolean): void {
@@ -103,7 +116,11 @@ function setUpForm(googleSignIn: boolean): void {
     try {
       await action();
       say(byTestId("signin-notice"), null);
-      password.value = "";
+      // Clear the password; a reset (not value = "") also forgets that the field was touched,
+      // so it is not shown as invalid when the form appears again after signing out.
+      const address = email.value;
+      form.reset();
+      email.value = address;
     } catch (e) {
       say(error, authErrorMessage(e));
     } finally {

@@ -166,7 +166,7 @@ export class ConsolePage {
       "data-testid": "follow-button",
       "data-call-id": call.id,
       text: "Follow live",
-      "aria-label": `Follow the call with ${describeCall(call)} live`,
+      "aria-label": `Follow live: the call with ${describeCall(call)}`, // starts with the visible text (WCAG 2.5.3)
     });
     follow.addEventListener("click", () => {
       const current = this.calls.get(call.id) ?? call;

@@ -9,13 +9,13 @@ const FIELDS = ["voice_id", "greeting", "language", "phone_pin"] as const;
 
 export class SettingsPage {
   private readonly form = byTestId<HTMLFormElement>("settings-form");
+  private readonly fields = byTestId<HTMLFieldSetElement>("settings-fields");
   private readonly voice = byTestId<HTMLSelectElement>("settings-voice");
   private readonly greeting = byTestId<HTMLTextAreaElement>("settings-greeting");
   private readonly language = byTestId<HTMLInputElement>("settings-language");
   private readonly pin = byTestId<HTMLInputElement>("settings-pin");
   private readonly pinStatus = byTestId("settings-pin-status");
   private readonly removePin = byTestId<HTMLButtonElement>("settings-remove-pin");
-  private readonly save = byTestId<HTMLButtonElement>("settings-save");
   private readonly status = byTestId("settings-status");
   private readonly error = byTestId("settings-error");
   private readonly fieldErrors: Record<(typeof FIELDS)[number], HTMLElement> = {
@@ -48,10 +48,10 @@ export class SettingsPage {
     try {
       this.fill(await api.settings());
       this.status.textContent = "";
-    } catch (error) {
-      await this.failed(error);
-    } finally {
       this.busy(false);
+    } catch (error) {
+      // The form stays disabled: saving blanks over settings we could not read would lose them.
+      await this.failed(error);
     }
   }
 
@@ -127,8 +127,7 @@ export class SettingsPage {
   }
 
   private busy(on: boolean): void {
-    this.save.disabled = on;
-    this.removePin.disabled = on;
+    this.fields.disabled = on;
     this.form.setAttribute("aria-busy", String(on));
   }
 }
