@@ -94,6 +94,30 @@ def _changes(existing: M, desired: M, fields: dict[str, Sequence[str]]) -> list[
     ]
 
 
+def _based_on(existing: M | None, desired: M) -> M:
+    """``desired`` starting as a copy of ``existing``, so fields setup does not manage are kept."""
+    if existing is not None:
+        desired.CopyFrom(existing)
+    return desired
+
+
+async def _apply(
+    existing: M | None,
+    desired: M,
+    managed: dict[str, Sequence[str]],
+    id_field: str,
+    create: Callable[[M], Awaitable[M]],
+    update: Callable[[str, M], Awaitable[M]],
+) -> tuple[M, str]:
+    """Create ``desired``, update ``existing`` when a managed field differs, or leave it alone."""
+    if existing is None:
+        desired.ClearField(id_field)
+        return await create(desired), "created"
+    if changed := _changes(existing, desired, managed):
+        return await update(getattr(existing, id_field), desired), f"updated {', '.join(changed)}"
+    return existing, "unchanged"
+
+
 def _duplicates(kind: str, name: str, count: int, kept: str) -> list[str]:
     """Two objects of one name are a mess made by hand; say which one setup manages."""
     if count <= 1:
@@ -112,24 +136,21 @@ async def _setup_inbound_trunk(lk: api.LiveKitAPI, settings: TelephonySettings) 
         # LiveKit hands the stored password back to an admin key, so a changed password is seen.
         "auth credentials": ("auth_username", "auth_password"),
     }
-    desired = api.SIPInboundTrunkInfo()
-    if existing is not None:
-        desired.CopyFrom(existing)
+    desired = _based_on(existing, api.SIPInboundTrunkInfo())
     desired.name = name
     desired.numbers[:] = settings.sip_inbound_numbers
     desired.allowed_addresses[:] = settings.sip_inbound_allowed_addresses
     desired.auth_username = settings.sip_inbound_username or ""
     desired.auth_password = password.get_secret_value() if password else ""
 
-    if existing is None:
-        desired.ClearField("sip_trunk_id")
-        trunk = await lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=desired))
-        what = "created"
-    elif changed := _changes(existing, desired, managed):
-        trunk = await lk.sip.update_inbound_trunk(existing.sip_trunk_id, desired)
-        what = f"updated {', '.join(changed)}"
-    else:
-        trunk, what = existing, "unchanged"
+    trunk, what = await _apply(
+        existing,
+        desired,
+        managed,
+        "sip_trunk_id",
+        lambda trunk: lk.sip.create_inbound_trunk(api.CreateSIPInboundTrunkRequest(trunk=trunk)),
+        lk.sip.update_inbound_trunk,
+    )
     line = f"inbound trunk {name} ({trunk.sip_trunk_id}): {what} - {_describe_inbound(trunk)}"
     return trunk.sip_trunk_id, [*_duplicates("inbound trunk", name, count, trunk.sip_trunk_id), line]
 
@@ -138,9 +159,7 @@ async def _setup_dispatch_rule(lk: api.LiveKitAPI, settings: TelephonySettings, 
     name = settings.sip_dispatch_rule_name
     listed = (await lk.sip.list_dispatch_rule(api.ListSIPDispatchRuleRequest())).items
     existing, count = _by_name(listed, name)
-    desired = api.SIPDispatchRuleInfo()
-    if existing is not None:
-        desired.CopyFrom(existing)
+    desired = _based_on(existing, api.SIPDispatchRuleInfo())
     desired.name = name
     desired.trunk_ids[:] = [trunk_id]
     desired.rule.CopyFrom(
@@ -154,15 +173,14 @@ async def _setup_dispatch_rule(lk: api.LiveKitAPI, settings: TelephonySettings, 
     )
     managed = {"trunk": ("trunk_ids",), "room rule": ("rule",), "agent dispatch": ("room_config",)}
 
-    if existing is None:
-        desired.ClearField("sip_dispatch_rule_id")
-        rule = await lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(dispatch_rule=desired))
-        what = "created"
-    elif changed := _changes(existing, desired, managed):
-        rule = await lk.sip.update_dispatch_rule(existing.sip_dispatch_rule_id, desired)
-        what = f"updated {', '.join(changed)}"
-    else:
-        rule, what = existing, "unchanged"
+    rule, what = await _apply(
+        existing,
+        desired,
+        managed,
+        "sip_dispatch_rule_id",
+        lambda rule: lk.sip.create_dispatch_rule(api.CreateSIPDispatchRuleRequest(dispatch_rule=rule)),
+        lk.sip.update_dispatch_rule,
+    )
     trunk_names = {trunk_id: settings.sip_inbound_trunk_name}
     line = f"dispatch rule {name} ({rule.sip_dispatch_rule_id}): {what} - {_describe_rule(rule, trunk_names)}"
     return [*_duplicates("dispatch rule", name, count, rule.sip_dispatch_rule_id), line]
@@ -175,9 +193,7 @@ async def _setup_outbound_trunk(lk: api.LiveKitAPI, settings: TelephonySettings)
     password = settings.sip_outbound_password
     listed = (await lk.sip.list_outbound_trunk(api.ListSIPOutboundTrunkRequest())).items
     existing, count = _by_name(listed, name)
-    desired = api.SIPOutboundTrunkInfo()
-    if existing is not None:
-        desired.CopyFrom(existing)
+    desired = _based_on(existing, api.SIPOutboundTrunkInfo())
     desired.name = name
     desired.address = settings.sip_outbound_address
     desired.transport = _TRANSPORTS[settings.sip_outbound_transport]
@@ -191,15 +207,14 @@ async def _setup_outbound_trunk(lk: api.LiveKitAPI, settings: TelephonySettings)
         "auth credentials": ("auth_username", "auth_password"),
     }
 
-    if existing is None:
-        desired.ClearField("sip_trunk_id")
-        trunk = await lk.sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(trunk=desired))
-        what = "created"
-    elif changed := _changes(existing, desired, managed):
-        trunk = await lk.sip.update_outbound_trunk(existing.sip_trunk_id, desired)
-        what = f"updated {', '.join(changed)}"
-    else:
-        trunk, what = existing, "unchanged"
+    trunk, what = await _apply(
+        existing,
+        desired,
+        managed,
+        "sip_trunk_id",
+        lambda trunk: lk.sip.create_outbound_trunk(api.CreateSIPOutboundTrunkRequest(trunk=trunk)),
+        lk.sip.update_outbound_trunk,
+    )
     line = f"outbound trunk {name} ({trunk.sip_trunk_id}): {what} - {_describe_outbound(trunk)}"
     return [*_duplicates("outbound trunk", name, count, trunk.sip_trunk_id), line]
 

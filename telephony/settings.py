@@ -13,12 +13,12 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from voicedesk.config import CommaList
+from voicedesk import e164
+from voicedesk.config import CommaList, check_agent_name
 
-_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+_E164 = re.compile(e164.PATTERN)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 _SIP_HOST = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*$")
-_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 def _e164(number: str) -> str:
@@ -130,9 +130,7 @@ class TelephonySettings(LiveKitApiSettings):
     @field_validator("agent_name")
     @classmethod
     def _agent_name(cls, value: str) -> str:
-        if not _AGENT_NAME.match(value):
-            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-'")
-        return value
+        return check_agent_name(value)
 
     @field_validator("sip_inbound_numbers")
     @classmethod

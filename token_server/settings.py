@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from voicedesk.config import CommaList
+from voicedesk.config import CommaList, check_agent_name
 
 AppEnv = Literal["dev", "test", "production"]
 
@@ -31,7 +31,6 @@ NON_PRODUCTION_ENVS: frozenset[str] = frozenset({"dev", "test"})
 
 _ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
 _HOST_PORT = re.compile(r"^[A-Za-z0-9.\-]+:\d{1,5}$|^\[[0-9A-Fa-f:.]+\]:\d{1,5}$")
-_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(:\d{{1,5}})?$")
 # ElevenLabs voice ids: 20 letters and digits today; the bound matches what /me/settings accepts.
@@ -243,9 +242,7 @@ class TokenServerSettings(BaseSettings):
     @field_validator("agent_name")
     @classmethod
     def _agent_name(cls, value: str) -> str:
-        if not _AGENT_NAME.match(value):
-            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-'")
-        return value
+        return check_agent_name(value)
 
     @field_validator("allowed_agent_names")
     @classmethod
@@ -254,8 +251,7 @@ class TokenServerSettings(BaseSettings):
         if not value:
             return [agent_name] if agent_name else []
         for name in value:
-            if not _AGENT_NAME.match(name):
-                raise ValueError(f"{name!r}: agent names are 1-64 letters, digits, '_', '.' or '-'")
+            check_agent_name(name)
         if agent_name and agent_name not in value:
             raise ValueError(
                 f"AGENT_NAME={agent_name} (the agent dispatched by default) must be one of "

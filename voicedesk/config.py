@@ -6,6 +6,7 @@ names itself, says what it is for and shows an example, instead of a pydantic tr
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated, TypeVar
 
@@ -24,6 +25,15 @@ def split_commas(value: object) -> object:
 
 # A list setting written as ``A,B,C`` in the environment.
 CommaList = Annotated[list[str], NoDecode, BeforeValidator(split_commas)]
+
+_AGENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+
+
+def check_agent_name(name: str) -> str:
+    """The names LiveKit dispatch accepts for agents, checked before a dispatch ever fails."""
+    if not _AGENT_NAME.match(name):
+        raise ValueError(f"{name!r}: agent names are 1-64 letters, digits, '_', '.' or '-'")
+    return name
 
 
 class SettingsError(SystemExit):

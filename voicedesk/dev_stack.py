@@ -109,9 +109,10 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], name: str, timeout: floa
     _wait(answers, proc, name, f"answer on {url}", timeout)
 
 
-def _redis_pong() -> bool:
+def redis_answers(port: int = REDIS_PORT) -> bool:
+    """Ready means Redis answers a command, not merely that its port accepts connections."""
     try:
-        with socket.create_connection(("127.0.0.1", REDIS_PORT), timeout=1) as sock:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
             sock.sendall(b"PING\r\n")
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
@@ -257,7 +258,7 @@ def run() -> None:
         argv = [_which("redis-server"), "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--save", ""]
         redis = _start("redis-server", argv, env)
         running.append(Running("Redis", f"127.0.0.1:{REDIS_PORT} (SIP state, not saved)", redis))
-        _wait(_redis_pong, redis, "redis-server", f"answer PING on 127.0.0.1:{REDIS_PORT}", timeout=30)
+        _wait(redis_answers, redis, "redis-server", f"answer PING on 127.0.0.1:{REDIS_PORT}", timeout=30)
 
         lk = _start("livekit-server", [_which("livekit-server"), "--config", "livekit.yaml"], env)
         running.append(Running("LiveKit server", LIVEKIT_URL, lk))

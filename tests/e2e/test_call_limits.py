@@ -20,14 +20,9 @@ AGENT = "voicedesk-sales"
 
 
 @pytest.fixture
-def limited_worker(
-    request, tmp_path: Path, livekit_server, provider_emulators, database_url
-) -> Iterator[Service]:
+def limited_worker(request, tmp_path: Path, worker_env: dict[str, str]) -> Iterator[Service]:
     env = {
-        **livekit_server.env(),
-        **provider_emulators.env(),
-        "DATABASE_URL": database_url,
-        "APP_ENV": "test",
+        **worker_env,
         "AGENT_NAME": AGENT,
         "CALL_JOURNAL_DIR": str(tmp_path / "journal"),
         "RECORDING_ENABLED": "false",

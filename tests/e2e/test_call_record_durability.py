@@ -95,18 +95,18 @@ async def test_postgres_stopped_mid_call_every_turn_stored_exactly_once(
 
 
 async def test_killed_worker_journal_is_replayed_by_the_restarted_worker(
-    firebase_emulator, live_token_server, provider_emulators, livekit_server, database_url, audio, tmp_path
+    firebase_emulator,
+    live_token_server,
+    provider_emulators,
+    livekit_server,
+    database_url,
+    worker_env,
+    audio,
+    tmp_path,
 ) -> None:
     """A worker of its own (agent `voicedesk-sales`), so the session's worker keeps serving."""
     journal = tmp_path / "journal"
-    env = {
-        **livekit_server.env(),
-        **provider_emulators.env(),
-        "DATABASE_URL": database_url,
-        "APP_ENV": "test",
-        "AGENT_NAME": "voicedesk-sales",
-        "CALL_JOURNAL_DIR": str(journal),
-    }
+    env = {**worker_env, "AGENT_NAME": "voicedesk-sales", "CALL_JOURNAL_DIR": str(journal)}
     worker = start_worker(tmp_path, env, name="doomed-worker")
     _script(provider_emulators)
     user = firebase_emulator.sign_up(display_name="Kai Crash")

@@ -7,12 +7,11 @@ livekit-sip finds its jobs there, so every test LiveKit server is started with o
 from __future__ import annotations
 
 import shutil
-import socket
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.processes import Service, free_port, start_service
+from voicedesk.dev_stack import redis_answers
 
 REDIS_SERVER = "/usr/bin/redis-server"
 
@@ -28,20 +27,6 @@ class RedisServer:
         return f"127.0.0.1:{self.port}"
 
 
-def _answers_ping(port: int) -> Callable[[], bool]:
-    """Ready means Redis answers a command, not merely that its port accepts connections."""
-
-    def check() -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
-
-    return check
-
-
 def start_redis(work_dir: Path) -> RedisServer:
     binary = REDIS_SERVER if Path(REDIS_SERVER).exists() else shutil.which("redis-server")
     if binary is None:
@@ -49,5 +34,5 @@ def start_redis(work_dir: Path) -> RedisServer:
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(work_dir)]
-    svc = start_service("redis-server", argv, work_dir, ready=_answers_ping(port))
+    svc = start_service("redis-server", argv, work_dir, ready=lambda: redis_answers(port))
     return RedisServer(svc, port)
