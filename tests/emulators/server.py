@@ -23,6 +23,7 @@ from aiohttp import web
 from .deepgram_stt import DeepgramEmulator
 from .elevenlabs_tts import ElevenLabsEmulator
 from .openai_api import OpenAIEmulator
+from .openai_realtime import RealtimeEmulator
 from .state import EmulatorState
 
 log = logging.getLogger("emulators")
@@ -112,6 +113,7 @@ def build_app(state: EmulatorState | None = None) -> web.Application:
         OpenAIEmulator(state),
         DeepgramEmulator(state),
         ElevenLabsEmulator(state),
+        RealtimeEmulator(state),
     ):
         app.add_routes(part.routes())
     return app

@@ -13,7 +13,7 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PROVIDERS = ("stt", "llm", "tts", "embeddings")
+PROVIDERS = ("stt", "llm", "tts", "embeddings", "realtime")
 FAULT_KINDS = ("http_500", "stall", "disconnect")
 LOG_LIMIT = 2000  # bounded: benchmarks run long calls
 
