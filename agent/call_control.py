@@ -16,6 +16,7 @@ from livekit.agents import AgentSession, JobContext, UserStateChangedEvent
 import prompts
 from agent.call_record import CallRecord
 from agent.settings import AgentSettings
+from agent.speech import speak
 from agent.summary import summarize
 from voicedesk.pins import mask_pins
 
@@ -69,7 +70,7 @@ class CallControl:
         task.add_done_callback(self._tasks.discard)
 
     async def say(self, text: str) -> None:
-        handle = self._session.say(text, allow_interruptions=False)
+        handle = speak(self._session, text, allow_interruptions=False)
         with contextlib.suppress(TimeoutError, RuntimeError):
             await asyncio.wait_for(handle.wait_for_playout(), PLAYOUT_LIMIT_S)
 
@@ -117,14 +118,14 @@ class CallControl:
             self._event("reprompt", count=self._reprompts)
             # Back to "listening", so the away timer runs again once the re-prompt has been said.
             self._session.reset_away_timer()
-            self._session.say(prompts.line("reprompt"))
+            speak(self._session, prompts.line("reprompt"))
 
     async def _length_limit(self, limit: float, warning_at: float) -> None:
         if warning_at > 0 and self._settings.call_end_warning_seconds > 0:
             await asyncio.sleep(warning_at)
             if not self.ending:
                 self._event("duration_warning", seconds_left=round(limit - warning_at))
-                self._session.say(prompts.line("duration_warning"))
+                speak(self._session, prompts.line("duration_warning"))
             await asyncio.sleep(limit - warning_at)
         else:
             await asyncio.sleep(limit)

@@ -10,13 +10,14 @@ import asyncio
 import logging
 import os
 import uuid
+from typing import Any
 
 from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
 from livekit.agents.voice.events import CloseReason
 
 import prompts
-from agent import metrics, providers, recording
+from agent import metrics, modes, providers, recording
 from agent.call_control import CallControl
 from agent.call_metadata import CallMetadata, parse_call_metadata
 from agent.call_policy import PolicyFile
@@ -116,13 +117,13 @@ _background: set[asyncio.Task[None]] = set()
 
 
 def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
+    """The pipeline's models: all of pipeline mode, and realtime mode's fallback (agent/modes.py)."""
+    # An unverified phone caller does not get the account's voice: it would tell them whose it is.
+    voice_id = caller.settings.voice_id if caller.known and caller.settings else None
     return AgentSession(
         stt=providers.build_stt(settings),
         llm=providers.build_llm(settings),
-        # An unverified phone caller does not get the account's voice: it would tell them whose it is.
-        tts=providers.build_tts(
-            settings, voice_id=caller.settings.voice_id if caller.known and caller.settings else None
-        ),
+        tts=providers.build_tts(settings, voice_id=voice_id) if settings.elevenlabs_api_key else None,
         vad=ctx.proc.userdata["vad"],
         turn_handling={
             "turn_detection": providers.build_turn_detector(),
@@ -230,20 +231,44 @@ async def entrypoint(ctx: JobContext) -> None:
         metrics.call_started(meta.channel)
 
     refused = decision is not None and not decision.allowed
-    agent = VoiceDeskAgent(
-        caller,
-        retrieval,
-        control=control,
-        verifier=PinVerifier(pool, caller.profile.id if caller.profile else None, settings.pin_max_attempts)
+    verifier = (
+        PinVerifier(pool, caller.profile.id if caller.profile else None, settings.pin_max_attempts)
         if party is not None
-        else None,
+        else None
+    )
+
+    def voice_agent(who: Caller, **options: Any) -> VoiceDeskAgent:
+        return VoiceDeskAgent(
+            who,
+            retrieval,
+            control=control,
+            verifier=verifier,
+            on_voicemail=(lambda: control.spawn(_voicemail(control), "voicemail")) if outbound else None,
+            **options,
+        )
+
+    agent = voice_agent(
+        caller,
         consent_message=settings.recording_consent_message
         if settings.recording_enabled and not refused
         else "",
         # An outbound call opens when the callee answers; a refused one only hears why.
         greet=not (outbound or refused),
-        on_voicemail=(lambda: control.spawn(_voicemail(control), "voicemail")) if outbound else None,
+        **(modes.realtime_options(settings, session.tts) if settings.agent_mode == "realtime" else {}),
     )
+    if settings.agent_mode == "realtime" and session.tts is not None:
+        # The pipeline takes over the same conversation, with the caller as verified by then.
+        modes.RealtimeFallback(
+            session,
+            lambda history, unanswered, greet: voice_agent(
+                agent.caller if agent is not None else caller,
+                chat_ctx=history,
+                greet=greet,  # the model failed before the caller heard anything
+                consent_message=agent.consent_message if greet and agent is not None else "",
+                reply_on_enter=unanswered,
+            ),
+            record,
+        )
     await session.start(
         agent=agent,
         room=ctx.room,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,8 +21,21 @@ class AgentSettings(BaseSettings):
         description="Name the worker registers for explicit dispatch; the token server dispatches it.",
         examples=["voicedesk"],
     )
-    agent_mode: Literal["pipeline"] = Field(
-        default="pipeline", description="Speech pipeline: STT -> LLM -> TTS.", examples=["pipeline"]
+    agent_mode: Literal["pipeline", "realtime"] = Field(
+        default="pipeline",
+        description="`pipeline`: STT -> LLM -> TTS. `realtime`: the OpenAI Realtime model; speech to speech, "
+        "or text with ElevenLabs for the voice when ELEVENLABS_API_KEY is set. Falls back to the pipeline.",
+        examples=["realtime"],
+    )
+    realtime_model: str = Field(
+        default="gpt-realtime",
+        description="OpenAI Realtime model (AGENT_MODE=realtime).",
+        examples=["gpt-realtime"],
+    )
+    realtime_voice: str = Field(
+        default="marin",
+        description="The Realtime model's own voice, used when it speaks (no ELEVENLABS_API_KEY).",
+        examples=["marin"],
     )
 
     livekit_url: str = Field(
@@ -56,9 +69,12 @@ class AgentSettings(BaseSettings):
     stt_model: str = Field(default="nova-3", description="Deepgram model.", examples=["nova-3"])
     stt_language: str = Field(default="en-US", description="Language the caller speaks.", examples=["en-US"])
 
-    elevenlabs_api_key: SecretStr = Field(
+    elevenlabs_api_key: SecretStr | None = Field(
+        default=None,
+        validate_default=True,
         validation_alias=AliasChoices("ELEVENLABS_API_KEY", "ELEVEN_API_KEY"),
-        description="ElevenLabs API key (text to speech).",
+        description="ElevenLabs API key (text to speech). Required in pipeline mode; in realtime mode it "
+        "chooses ElevenLabs over the Realtime model's own voice.",
         examples=["sk_..."],
     )
     elevenlabs_base_url: str | None = Field(
@@ -193,6 +209,13 @@ class AgentSettings(BaseSettings):
         description="What the agent does when an outbound call reaches voicemail.",
         examples=["hang_up"],
     )
+
+    @field_validator("elevenlabs_api_key")
+    @classmethod
+    def _voice_for_the_pipeline(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None and info.data.get("agent_mode") == "pipeline":
+            raise ValueError("required with AGENT_MODE=pipeline, which speaks every reply with ElevenLabs")
+        return value
 
     @property
     def transfer_uri(self) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from livekit.agents import Agent, ChatContext, ChatMessage, RunContext, StopResponse, function_tool
 
@@ -13,6 +14,7 @@ from agent.call_control import CallControl
 from agent.caller import Caller
 from agent.outbound import looks_like_voicemail
 from agent.retrieval import Retrieval
+from agent.speech import speak
 from agent.verification import PinVerifier
 
 logger = logging.getLogger("voicedesk.agent")
@@ -39,18 +41,26 @@ class VoiceDeskAgent(Agent):
         consent_message: str = "",
         greet: bool = True,
         on_voicemail: Callable[[], None] | None = None,
+        reply_on_enter: bool = False,
+        **options: Any,
     ) -> None:
-        super().__init__(instructions=prompts.instructions(caller.describe()))
+        """``options`` go to `Agent`: a mode's models (agent/modes.py) and the history it continues."""
+        super().__init__(instructions=prompts.instructions(caller.describe()), **options)
         self._caller = caller
         self._retrieval = retrieval
         self._control = control
         self._verifier = verifier
         self._consent_message = consent_message
         self._greet = greet
+        self._reply_on_enter = reply_on_enter
         self._on_voicemail = on_voicemail  # set while an outbound call may still reach a machine
         self._turns_checked_for_voicemail = 0
         if control is not None:
             control.on_keypad_pin = self._verify_from_keypad
+
+    @property
+    def consent_message(self) -> str:
+        return self._consent_message
 
     @property
     def caller(self) -> Caller:
@@ -60,12 +70,14 @@ class VoiceDeskAgent(Agent):
     async def on_enter(self) -> None:
         if self._greet:
             self.open_call()
+        elif self._reply_on_enter:  # taking over a conversation whose last turn is unanswered
+            self.session.generate_reply()
 
     def open_call(self) -> None:
         """Consent notice, then the greeting; an outbound call opens when the callee answers."""
         if self._consent_message:  # heard in full before anything else
-            self.session.say(self._consent_message, allow_interruptions=False)
-        self.session.say(self.greeting())
+            speak(self.session, self._consent_message, allow_interruptions=False)
+        speak(self.session, self.greeting())
 
     def greeting(self) -> str:
         """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""
@@ -205,7 +217,7 @@ class VoiceDeskAgent(Agent):
         result = await self._verify(pin)
         line = {"verified": "pin_verified", "wrong": "pin_rejected", "locked": "pin_locked"}.get(result)
         if line:
-            self.session.say(prompts.line(line))
+            speak(self.session, prompts.line(line))
 
     @function_tool()
     async def transfer_to_human(self, context: RunContext, reason: str) -> str:

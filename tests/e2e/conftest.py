@@ -12,9 +12,10 @@ from livekit import api
 
 from telephony.provisioning import setup
 from telephony.settings import TelephonySettings
+from tests.support.agent_worker import start_worker
 from tests.support.livekit_server import LiveKitServer
 from tests.support.livekit_sip import LiveKitSip, start_livekit_sip
-from tests.support.processes import REPO_ROOT
+from tests.support.processes import REPO_ROOT, Service
 from tests.support.redis_server import RedisServer
 from tests.support.softphone import Softphone, start_softphone
 
@@ -27,6 +28,49 @@ def web_dist() -> Path:
     dist = REPO_ROOT / "web" / "dist" / "index.html"
     assert dist.exists(), "web/dist is not built: run the tests with `make test`, which builds it"
     return dist
+
+
+# AGENT_MODE=realtime workers, each under its own agent name: speech to speech with the model's
+# voice (no ElevenLabs key), and the model's text spoken by ElevenLabs.
+REALTIME_WORKERS = {
+    "realtime": ("voicedesk-realtime", {"ELEVENLABS_API_KEY": "", "ELEVEN_API_KEY": ""}),
+    "realtime_voice": ("voicedesk-realtime-voice", {}),
+}
+
+
+@pytest.fixture(scope="session")
+def realtime_workers(work_dir: Path, worker_env: dict[str, str]) -> Iterator[dict[str, Service]]:
+    """Started on first use, stopped at the end of the session."""
+    started: dict[str, Service] = {}
+    yield started
+    for worker in started.values():
+        worker.stop()
+
+
+@pytest.fixture(params=["pipeline", *REALTIME_WORKERS])
+def agent_mode(request: pytest.FixtureRequest) -> str:
+    """Runs a test once per AGENT_MODE: the pipeline (the session's worker) and realtime."""
+    return request.param
+
+
+@pytest.fixture
+def call_agent(
+    agent_mode: str,
+    request: pytest.FixtureRequest,
+    work_dir: Path,
+    worker_env: dict[str, str],
+    realtime_workers: dict[str, Service],
+) -> str:
+    """The agent name a call asks for, with a worker of that mode running."""
+    if agent_mode == "pipeline":
+        request.getfixturevalue("agent_worker")
+        return "voicedesk"
+    name, env = REALTIME_WORKERS[agent_mode]
+    if agent_mode not in realtime_workers:
+        realtime_workers[agent_mode] = start_worker(
+            work_dir / name, {**worker_env, "AGENT_MODE": "realtime", "AGENT_NAME": name, **env}, name=name
+        )
+    return name
 
 
 @pytest.fixture(scope="session")

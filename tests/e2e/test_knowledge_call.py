@@ -55,6 +55,15 @@ async def _ask(caller: Caller, wav: Path, expect: str) -> None:
     )
 
 
+def _instructions_when_asked(emulators, agent_mode: str, question: str) -> str:
+    """The instructions the model had when it answered ``question``."""
+    if agent_mode == "pipeline":
+        request = next(r for r in emulators.log("llm") if question in str(r.get("last_user", "")))
+        return " ".join(str(m.get("content")) for m in request["messages"] if m.get("role") == "system")
+    response = next(r for r in emulators.log("realtime") if question in str(r.get("last_user", "")))
+    return str(response["instructions"])
+
+
 def _tool_turns(turns: list[dict]) -> list[dict]:
     return [t for t in turns if t["role"] == "tool" and t["tool_name"] == "search_knowledge_base"]
 
@@ -64,7 +73,8 @@ async def test_answer_comes_from_the_right_document_and_the_next_call_remembers(
     firebase_emulator,
     live_token_server,
     provider_emulators,
-    agent_worker,
+    agent_mode,
+    call_agent,
     livekit_server,
     database_url,
     audio,
@@ -85,7 +95,7 @@ async def test_answer_comes_from_the_right_document_and_the_next_call_remembers(
     )
     user = firebase_emulator.sign_up(display_name="Kim Recall")
     caller, room = await join_call(
-        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret
+        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret, agent=call_agent
     )
     try:
         await _ask(caller, audio[PRICE_QUESTION], PRICE_FACT)
@@ -109,15 +119,13 @@ async def test_answer_comes_from_the_right_document_and_the_next_call_remembers(
     provider_emulators.reset()
     provider_emulators.script(stt=[WEATHER_QUESTION], llm=[{"text": "Noted.", "when": "weather"}])
     caller, room = await join_call(
-        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret
+        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret, agent=call_agent
     )
     try:
         await _ask(caller, audio[WEATHER_QUESTION], "Noted.")
     finally:
         await caller.close()
-    request = next(r for r in provider_emulators.log("llm") if "weather" in str(r.get("last_user", "")))
-    system = " ".join(str(m.get("content")) for m in request["messages"] if m.get("role") == "system")
-    assert SUMMARY in system
+    assert SUMMARY in _instructions_when_asked(provider_emulators, agent_mode, "weather")
     await stored_call(
         database_url, room, ready=summarized
     )  # let this call finish before the next test scripts the LLM

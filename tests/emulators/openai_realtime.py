@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import json
+import re
 import uuid
 from typing import Any
 
@@ -24,6 +25,8 @@ from .state import EmulatorState
 
 SAMPLE_RATE = 24_000
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+# How the agent asks for a fixed line in the model's own voice (agent/speech.py).
+VERBATIM = re.compile(r'word for word and nothing else: "(.*)"\s*$', re.DOTALL)
 
 
 def _id(prefix: str) -> str:
@@ -316,12 +319,19 @@ class RealtimeConnection:
         status = "completed"
         try:
             messages = self.messages()
-            answer = self.state.next_llm_item(last_user_text(messages))
+            verbatim = VERBATIM.search(str(options.get("instructions") or ""))
+            # A model told to say a line says it; otherwise the script answers the caller.
+            answer = (
+                {"text": verbatim.group(1)}
+                if verbatim
+                else self.state.next_llm_item(last_user_text(messages))
+            )
             tool_choice = options.get("tool_choice", "auto")
             self.state.record(
                 "realtime",
                 "response",
                 last_user=last_user_text(messages),
+                instructions=self.session.get("instructions"),
                 answer=answer,
                 tool_choice=tool_choice,
             )
@@ -329,7 +339,7 @@ class RealtimeConnection:
                 for call in answer["tool_calls"]:
                     output.append(await self.function_call(response_id, call))
             else:
-                if answer and answer.get("from_tool"):
+                if answer and answer.get("answer_from_tool"):
                     text = answer_from_tool(messages)
                 else:
                     text = str(answer["text"]) if answer else default_answer(messages)
@@ -410,7 +420,10 @@ class RealtimeConnection:
             if audio:
                 spoken = await self.speak(refs, text, drop=drop)
             else:
-                for token in _tokens(text):
+                tokens = _tokens(text)
+                for i, token in enumerate(tokens):
+                    if drop and i == len(tokens) // 2:
+                        self.drop()
                     await self.send({"type": "response.output_text.delta", **refs, "delta": token})
                     spoken += token
                     if llm.rate:
@@ -432,6 +445,13 @@ class RealtimeConnection:
             )
         return item
 
+    def drop(self) -> None:
+        """The connection breaks in the middle of a reply."""
+        self.state.record("realtime", "dropped")
+        if self.request.transport is not None:
+            self.request.transport.abort()
+        raise asyncio.CancelledError
+
     async def speak(self, refs: dict[str, Any], text: str, *, drop: bool) -> str:
         """Audio deltas paced like the TTS emulator, with the transcript keeping up with the audio."""
         pcm = await speech.synthesize_pcm(text, SAMPLE_RATE)
@@ -443,10 +463,7 @@ class RealtimeConnection:
         spoken, sent = "", 0
         for i, (chunk, until) in enumerate(chunks):
             if drop and i == 2:
-                self.state.record("realtime", "dropped")
-                if self.request.transport is not None:
-                    self.request.transport.abort()
-                raise asyncio.CancelledError
+                self.drop()
             want = round(len(tokens) * until / duration) if duration else len(tokens)
             for token in tokens[sent:want]:
                 await self.send({"type": "response.output_audio_transcript.delta", **refs, "delta": token})

@@ -117,6 +117,10 @@ class Caller:
     def heard_since(self, since: float) -> int:
         return sum(1 for t in self.loud_frames if t >= since)
 
+    def first_heard_since(self, since: float) -> float | None:
+        """When the agent was first heard (a loud frame) at or after ``since``."""
+        return next((t for t in self.loud_frames if t >= since), None)
+
     async def wait_for(self, predicate: Callable[[], object], within: float, what: str) -> None:
         deadline = time.monotonic() + within
         while not predicate():

@@ -41,7 +41,7 @@ class TokenServer:
 
 ALLOWED_ORIGIN = "http://app.voicedesk.test:5173"
 TOKEN_TTL_SECONDS = 900  # not the default, so tests see the setting applied
-ALLOWED_AGENTS = "voicedesk,voicedesk-sales"
+ALLOWED_AGENTS = "voicedesk,voicedesk-sales,voicedesk-realtime,voicedesk-realtime-voice"
 
 
 def token_server_env(database_url: str) -> dict[str, str]:
