@@ -22,6 +22,7 @@ from agent.call_metadata import CallMetadata, parse_call_metadata
 from agent.call_policy import PolicyFile
 from agent.call_record import CallRecord
 from agent.caller import Caller, load_caller
+from agent.greeting_cache import GreetingCache, greeting_audio
 from agent.journal_replayer import run_replayer
 from agent.outbound import dial, participant_identity
 from agent.phone import decide, phone_party
@@ -72,6 +73,10 @@ def prewarm(proc: JobProcess) -> None:
     metrics.reap_dead_processes()  # a crashed job must not count as an active call forever
     proc.userdata["vad"] = providers.load_vad()
     proc.userdata["embedder"] = build_embedder(kb_settings)
+    greetings = GreetingCache(settings)
+    if settings.greeting_cache_enabled:
+        greetings.prewarm(settings.greeting_cache_prewarm_seconds)
+    proc.userdata["greetings"] = greetings
 
 
 def _load_by_calls(server: AgentServer) -> float:
@@ -115,14 +120,16 @@ def _on_worker_started() -> None:
 _background: set[asyncio.Task[None]] = set()
 
 
+def _voice_of(caller: Caller) -> str | None:
+    # An unverified phone caller does not get the account's voice: it would tell them whose it is.
+    return caller.settings.voice_id if caller.known and caller.settings else None
+
+
 def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
     return AgentSession(
         stt=providers.build_stt(settings),
         llm=providers.build_llm(settings),
-        # An unverified phone caller does not get the account's voice: it would tell them whose it is.
-        tts=providers.build_tts(
-            settings, voice_id=caller.settings.voice_id if caller.known and caller.settings else None
-        ),
+        tts=providers.build_tts(settings, voice_id=_voice_of(caller)),
         vad=ctx.proc.userdata["vad"],
         turn_handling={
             "turn_detection": providers.build_turn_detector(),
@@ -131,7 +138,13 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
                 "max_delay": settings.max_endpointing_delay,
             },
             # VAD-based barge-in: the adaptive detector is a LiveKit Cloud service.
-            "interruption": {"mode": "vad"},
+            # A sound with no words in it (a cough) pauses the agent, which then resumes its sentence.
+            "interruption": {
+                "mode": "vad",
+                "min_duration": settings.min_interruption_duration,
+                "false_interruption_timeout": settings.false_interruption_timeout,
+                "resume_false_interruption": settings.resume_false_interruption,
+            },
             "preemptive_generation": {"enabled": True},
         },
         user_away_timeout=settings.silence_reprompt_seconds,
@@ -243,6 +256,9 @@ async def entrypoint(ctx: JobContext) -> None:
         # An outbound call opens when the callee answers; a refused one only hears why.
         greet=not (outbound or refused),
         on_voicemail=(lambda: control.spawn(_voicemail(control), "voicemail")) if outbound else None,
+        greeting_audio=lambda text: greeting_audio(
+            ctx.proc.userdata["greetings"], _voice_of(caller), text, session.tts
+        ),
     )
     await session.start(
         agent=agent,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 
+from livekit import rtc
 from livekit.agents import Agent, ChatContext, ChatMessage, RunContext, StopResponse, function_tool
 
 import prompts
@@ -39,6 +40,7 @@ class VoiceDeskAgent(Agent):
         consent_message: str = "",
         greet: bool = True,
         on_voicemail: Callable[[], None] | None = None,
+        greeting_audio: Callable[[str], AsyncIterable[rtc.AudioFrame] | None] | None = None,
     ) -> None:
         super().__init__(instructions=prompts.instructions(caller.describe()))
         self._caller = caller
@@ -49,6 +51,7 @@ class VoiceDeskAgent(Agent):
         self._greet = greet
         self._on_voicemail = on_voicemail  # set while an outbound call may still reach a machine
         self._turns_checked_for_voicemail = 0
+        self._greeting_audio = greeting_audio  # pre-synthesised audio for the greeting, if cached
         if control is not None:
             control.on_keypad_pin = self._verify_from_keypad
 
@@ -65,7 +68,9 @@ class VoiceDeskAgent(Agent):
         """Consent notice, then the greeting; an outbound call opens when the callee answers."""
         if self._consent_message:  # heard in full before anything else
             self.session.say(self._consent_message, allow_interruptions=False)
-        self.session.say(self.greeting())
+        text = self.greeting()
+        audio = self._greeting_audio(text) if self._greeting_audio else None
+        self.session.say(text, **({"audio": audio} if audio is not None else {}))
 
     def greeting(self) -> str:
         """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""
