@@ -1,12 +1,13 @@
 """Greeting audio synthesised before any call, so a caller hears us at once.
 
 A job process synthesises, for every voice a caller may have chosen, the greeting's fixed
-opening (and the whole impersonal greeting) while it starts, and keeps the PCM in memory and
-on disk, keyed by voice, model, voice settings and text: a restarted worker reads it back
-instead of asking the TTS provider again. On a call, a greeting that starts with a cached text
-plays that audio straight away, while the rest (the caller's name) is synthesised live and
-follows in the same utterance: one transcript, one stored turn. A provider fault or a slow
-provider at start-up only means live synthesis for the calls until the cache is filled.
+opening (also the whole impersonal greeting and the recording notice) while it starts, and
+keeps the PCM in memory and on disk, keyed by voice, model, voice settings and text: a
+restarted worker reads it back instead of asking the TTS provider again. On a call, a greeting
+that starts with a cached text plays that audio straight away, while the rest (the caller's
+name) is synthesised live and follows in the same utterance: one transcript, one stored turn.
+A provider fault or a slow provider at start-up only means live synthesis for the calls until
+the cache is filled.
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def cache_key(settings: AgentSettings, voice_id: str, text: str) -> str:
 class GreetingCache:
     def __init__(self, settings: AgentSettings, texts: Sequence[str] | None = None) -> None:
         self._settings = settings
-        self._texts = list(texts) if texts is not None else fixed_texts()
+        if texts is None:
+            consent = settings.recording_consent_message if settings.recording_enabled else ""
+            texts = [*fixed_texts(), *([consent] if consent.strip() else [])]
+        self._texts = list(texts)
         self._voices = list(dict.fromkeys([settings.elevenlabs_voice_id, *settings.greeting_cache_voices]))
         self._dir = settings.greeting_cache_dir
         self._audio: dict[str, CachedAudio] = {}  # written by the filling thread, read by calls

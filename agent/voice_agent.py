@@ -67,10 +67,14 @@ class VoiceDeskAgent(Agent):
     def open_call(self) -> None:
         """Consent notice, then the greeting; an outbound call opens when the callee answers."""
         if self._consent_message:  # heard in full before anything else
-            self.session.say(self._consent_message, allow_interruptions=False)
-        text = self.greeting()
+            self._say_fixed(self._consent_message, allow_interruptions=False)
+        self._say_fixed(self.greeting())
+
+    def _say_fixed(self, text: str, *, allow_interruptions: bool = True) -> None:
+        """From cached audio when the text (or its start) was synthesised before the call."""
         audio = self._greeting_audio(text) if self._greeting_audio else None
-        self.session.say(text, **({"audio": audio} if audio is not None else {}))
+        kwargs = {"audio": audio} if audio is not None else {}
+        self.session.say(text, allow_interruptions=allow_interruptions, **kwargs)
 
     def greeting(self) -> str:
         """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""
