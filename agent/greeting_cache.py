@@ -138,7 +138,11 @@ class GreetingCache:
 
     async def _synthesize(self, http: aiohttp.ClientSession, voice: str, text: str) -> None:
         engine = providers.build_tts(self._settings, voice_id=voice, http_session=http)
-        frames = [ev.frame async for ev in engine.synthesize(text)]
+        try:
+            async with engine.synthesize(text) as stream:
+                frames = [ev.frame async for ev in stream]
+        finally:
+            await engine.aclose()
         if not frames:
             raise RuntimeError("no audio")
         audio = rtc.combine_audio_frames(frames)
