@@ -13,6 +13,7 @@ import uuid
 
 from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
+from livekit.agents.utils import http_context
 from livekit.agents.voice.events import CloseReason
 
 import prompts
@@ -73,6 +74,9 @@ def prewarm(proc: JobProcess) -> None:
     metrics.reap_dead_processes()  # a crashed job must not count as an active call forever
     proc.userdata["vad"] = providers.load_vad()
     proc.userdata["embedder"] = build_embedder(kb_settings)
+    # LiveKit's HTTP session (TTS, STT) loads the CA bundle once per process: done as the call
+    # starts it blocks the event loop (0.2-2 s seen under load) just as the greeting should play.
+    http_context._create_ssl_context()
     greetings = GreetingCache(settings)
     if settings.greeting_cache_enabled:
         greetings.prewarm(settings.greeting_cache_prewarm_seconds)
