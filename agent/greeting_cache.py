@@ -98,17 +98,20 @@ class GreetingCache:
         """What an earlier process already synthesised: instant on a restart."""
         for voice in self._voices:
             for text in self._texts:
-                key = cache_key(self._settings, voice, text)
-                path = self._path(key)
-                if path is None or not path.exists():
-                    continue
-                try:
-                    with wave.open(str(path)) as wav:
-                        pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
-                except (OSError, wave.Error, EOFError):
-                    logger.warning("unreadable cached greeting %s: synthesising it again", path)
-                    continue
-                self._audio[key] = CachedAudio(text, pcm, rate)
+                self._read(cache_key(self._settings, voice, text), text)
+
+    def _read(self, key: str, text: str) -> CachedAudio | None:
+        path = self._path(key)
+        if path is None or not path.exists():
+            return None
+        try:
+            with wave.open(str(path)) as wav:
+                pcm, rate = wav.readframes(wav.getnframes()), wav.getframerate()
+        except (OSError, wave.Error, EOFError):
+            logger.warning("unreadable cached greeting %s: synthesising it again", path)
+            return None
+        self._audio[key] = entry = CachedAudio(text, pcm, rate)
+        return entry
 
     def missing(self) -> list[tuple[str, str]]:
         return [
@@ -163,7 +166,8 @@ class GreetingCache:
 
     def prewarm(self, within_s: float) -> None:
         """From a job process's setup (synchronous): read the disk, then synthesise what is
-        missing on a thread of its own, waiting at most ``within_s``; the rest fills later."""
+        missing on a thread of its own, waiting at most ``within_s`` (0: not at all) so the
+        process is ready for calls at once; what is not ready then fills in the background."""
         try:
             self.load()
         except OSError as exc:
@@ -173,9 +177,8 @@ class GreetingCache:
             return
         thread = threading.Thread(target=self._fill_quietly, name="greeting-cache", daemon=True)
         thread.start()
-        thread.join(within_s)
-        if thread.is_alive():
-            logger.warning("greeting cache not filled within %.1fs; continuing in the background", within_s)
+        if within_s > 0:
+            thread.join(within_s)
 
     def _fill_quietly(self) -> None:
         try:
@@ -193,7 +196,9 @@ class GreetingCache:
             rest = text[len(cached) :]
             if rest and not rest[0].isspace():
                 continue  # not at a word boundary
-            entry = self._audio.get(cache_key(self._settings, voice, cached))
+            key = cache_key(self._settings, voice, cached)
+            # on disk already when another process synthesised it after this one started
+            entry = self._audio.get(key) or self._read(key, cached)
             if entry is not None:
                 best = entry
         return (best, text[len(best.text) :].strip()) if best is not None else None

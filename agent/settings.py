@@ -243,12 +243,13 @@ class AgentSettings(BaseSettings):
         examples=["/var/cache/voicedesk/greetings"],
     )
     greeting_cache_prewarm_seconds: float = Field(
-        default=4.0,
-        gt=0,
-        description="How long a starting job process waits for greeting synthesis; what is not "
-        "ready by then finishes in the background (calls until then use live TTS); keep it "
-        "well under LiveKit's 10 s process start-up limit.",
-        examples=[4.0],
+        default=0.0,
+        ge=0,
+        le=8,
+        description="How long a starting job process waits for greeting synthesis (only when "
+        "GREETING_CACHE_DIR lacks it); 0: not at all, the synthesis finishes in the background and "
+        "calls until then use live TTS. LiveKit allows a process 10 s to start.",
+        examples=[0.0],
     )
 
     @property
