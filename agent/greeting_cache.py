@@ -188,6 +188,8 @@ class GreetingCache:
 
     def lookup(self, voice_id: str | None, text: str) -> tuple[CachedAudio, str] | None:
         """The longest cached start of ``text`` in this voice, and what is left to synthesise."""
+        if not self._settings.greeting_cache_enabled:
+            return None
         voice = voice_id or self._settings.elevenlabs_voice_id
         best: CachedAudio | None = None
         for cached in self._texts:
