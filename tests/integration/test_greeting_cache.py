@@ -20,7 +20,7 @@ VOICES = ["EXAVITQu4vr4xnSDxMaL", "ErXwobaYiN019PkySvjV"]
 DEFAULT_VOICE = "21m00Tcm4TlvDq8ikWAM"
 
 
-def _settings(emulators: ProviderEmulators, cache_dir: Path) -> AgentSettings:
+def _settings(emulators: ProviderEmulators, cache_dir: Path, **extra: str) -> AgentSettings:
     """The worker's own settings, read from the environment the e2e worker gets."""
     env = {
         **emulators.env(),
@@ -30,6 +30,7 @@ def _settings(emulators: ProviderEmulators, cache_dir: Path) -> AgentSettings:
         "ELEVENLABS_VOICE_ID": DEFAULT_VOICE,
         "GREETING_CACHE_VOICES": ",".join(VOICES),
         "GREETING_CACHE_DIR": str(cache_dir),
+        **extra,
     }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -77,6 +78,9 @@ def test_prewarm_synthesises_every_voice_once_and_a_restart_reads_the_disk(
     assert restarted.lookup("someone-else", prompts.greeting(None)) is None
     assert restarted.lookup(None, "Hi, thanks for calling Acme supportive people") is None  # word boundary
     assert restarted.lookup(None, prompts.greeting("Riley", template="Welcome back {name}!")) is None
+    # Switched off, the files on disk are not used either.
+    off = GreetingCache(_settings(provider_emulators, tmp_path, GREETING_CACHE_ENABLED="false"))
+    assert off.lookup(None, prompts.greeting(None)) is None
 
 
 def test_a_provider_fault_at_prewarm_leaves_live_synthesis(
