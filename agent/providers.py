@@ -5,6 +5,7 @@ Plugins are imported at module top level: LiveKit plugins must register on the m
 
 from __future__ import annotations
 
+import aiohttp
 from livekit.agents import APIConnectOptions, inference
 from livekit.plugins import deepgram, elevenlabs, openai, silero
 
@@ -32,8 +33,11 @@ def build_llm(settings: AgentSettings) -> openai.LLM:
     return openai.LLM(model=settings.llm_model, api_key=settings.openai_api_key.get_secret_value(), **kwargs)
 
 
-def build_tts(settings: AgentSettings, voice_id: str | None = None) -> elevenlabs.TTS:
-    """``voice_id`` is the caller's own choice from their settings, when they made one."""
+def build_tts(
+    settings: AgentSettings, voice_id: str | None = None, http_session: aiohttp.ClientSession | None = None
+) -> elevenlabs.TTS:
+    """``voice_id`` is the caller's own choice from their settings, when they made one;
+    ``http_session`` is for use outside a call (the greeting cache), where LiveKit has none."""
     assert settings.elevenlabs_api_key is not None, "checked by AgentSettings"
     kwargs = {"base_url": settings.elevenlabs_base_url} if settings.elevenlabs_base_url else {}
     return elevenlabs.TTS(
@@ -45,6 +49,7 @@ def build_tts(settings: AgentSettings, voice_id: str | None = None) -> elevenlab
             similarity_boost=settings.elevenlabs_similarity_boost,
             speed=settings.elevenlabs_speed,
         ),
+        http_session=http_session,
         **kwargs,
     )
 

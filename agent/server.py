@@ -14,6 +14,7 @@ from typing import Any
 
 from livekit import api, rtc
 from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
+from livekit.agents.utils import http_context
 from livekit.agents.voice.events import CloseReason
 
 import prompts
@@ -23,6 +24,7 @@ from agent.call_metadata import CallMetadata, parse_call_metadata
 from agent.call_policy import PolicyFile
 from agent.call_record import CallRecord
 from agent.caller import Caller, load_caller
+from agent.greeting_cache import GreetingCache, greeting_audio
 from agent.journal_replayer import run_replayer
 from agent.outbound import dial, participant_identity
 from agent.phone import decide, phone_party
@@ -73,6 +75,13 @@ def prewarm(proc: JobProcess) -> None:
     metrics.reap_dead_processes()  # a crashed job must not count as an active call forever
     proc.userdata["vad"] = providers.load_vad()
     proc.userdata["embedder"] = build_embedder(kb_settings)
+    # LiveKit's HTTP session (TTS, STT) loads the CA bundle once per process: done as the call
+    # starts it blocks the event loop (0.2-2 s seen under load) just as the greeting should play.
+    http_context._create_ssl_context()
+    greetings = GreetingCache(settings)
+    if settings.greeting_cache_enabled and settings.elevenlabs_api_key:  # the model's own voice: no cache
+        greetings.prewarm(settings.greeting_cache_prewarm_seconds)
+    proc.userdata["greetings"] = greetings
 
 
 def _load_by_calls(server: AgentServer) -> float:
@@ -116,14 +125,19 @@ def _on_worker_started() -> None:
 _background: set[asyncio.Task[None]] = set()
 
 
+def _voice_of(caller: Caller) -> str | None:
+    # An unverified phone caller does not get the account's voice: it would tell them whose it is.
+    return caller.settings.voice_id if caller.known and caller.settings else None
+
+
 def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
     """The pipeline's models: all of pipeline mode, and realtime mode's fallback (agent/modes.py)."""
-    # An unverified phone caller does not get the account's voice: it would tell them whose it is.
-    voice_id = caller.settings.voice_id if caller.known and caller.settings else None
     return AgentSession(
         stt=providers.build_stt(settings),
         llm=providers.build_llm(settings),
-        tts=providers.build_tts(settings, voice_id=voice_id) if settings.elevenlabs_api_key else None,
+        tts=providers.build_tts(settings, voice_id=_voice_of(caller))
+        if settings.elevenlabs_api_key
+        else None,
         vad=ctx.proc.userdata["vad"],
         turn_handling={
             "turn_detection": providers.build_turn_detector(),
@@ -132,7 +146,13 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
                 "max_delay": settings.max_endpointing_delay,
             },
             # VAD-based barge-in: the adaptive detector is a LiveKit Cloud service.
-            "interruption": {"mode": "vad"},
+            # A sound with no words in it (a cough) pauses the agent, which then resumes its sentence.
+            "interruption": {
+                "mode": "vad",
+                "min_duration": settings.min_interruption_duration,
+                "false_interruption_timeout": settings.false_interruption_timeout,
+                "resume_false_interruption": settings.resume_false_interruption,
+            },
             "preemptive_generation": {"enabled": True},
         },
         user_away_timeout=settings.silence_reprompt_seconds,
@@ -254,6 +274,9 @@ async def entrypoint(ctx: JobContext) -> None:
         else "",
         # An outbound call opens when the callee answers; a refused one only hears why.
         greet=not (outbound or refused),
+        greeting_audio=lambda text: greeting_audio(
+            ctx.proc.userdata["greetings"], _voice_of(caller), text, session.tts
+        ),
         **(modes.realtime_options(settings, session.tts) if settings.agent_mode == "realtime" else {}),
     )
     if settings.agent_mode == "realtime" and session.tts is not None:

@@ -8,6 +8,16 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from voicedesk.config import CommaList
+
+# The token server's default VOICE_CHOICES (ElevenLabs premade: Rachel, Bella, Antoni, Adam).
+DEFAULT_GREETING_VOICES = (
+    "21m00Tcm4TlvDq8ikWAM",
+    "EXAVITQu4vr4xnSDxMaL",
+    "ErXwobaYiN019PkySvjV",
+    "pNInz6obpgDQGcFmaJgB",
+)
+
 
 class AgentSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", env_ignore_empty=True)
@@ -160,7 +170,7 @@ class AgentSettings(BaseSettings):
         default=8.0,
         gt=0,
         description="Seconds of silence from both sides before the agent asks if the caller is there.",
-        examples=[8.0],
+        examples=[4.0],
     )
     silence_max_reprompts: int = Field(
         default=2, ge=0, description="Re-prompts before a silent call is ended politely.", examples=[2]
@@ -208,6 +218,54 @@ class AgentSettings(BaseSettings):
         default="leave_message",
         description="What the agent does when an outbound call reaches voicemail.",
         examples=["hang_up"],
+    )
+
+    # turn-taking and the cached greeting ----
+    min_interruption_duration: float = Field(
+        default=0.5,
+        ge=0,
+        description="Seconds of caller speech (VAD) while the agent talks before its audio pauses; "
+        "shorter sounds (a click, a breath, a short cough) do not stop it.",
+        examples=[0.5],
+    )
+    false_interruption_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds after a barge-in without any transcribed words (a cough, a noise) "
+        "before the paused agent resumes its sentence.",
+        examples=[2.0],
+    )
+    resume_false_interruption: bool = Field(
+        default=True,
+        description="Resume the agent's paused sentence after a false interruption (else it stays cut off).",
+        examples=[True],
+    )
+    greeting_cache_enabled: bool = Field(
+        default=True,
+        description="Synthesise the greeting's fixed opening for every voice when a job process "
+        "starts, so a call's greeting starts from cached audio instead of waiting for TTS.",
+        examples=[True],
+    )
+    greeting_cache_voices: CommaList = Field(
+        default_factory=lambda: list(DEFAULT_GREETING_VOICES),
+        description="ElevenLabs voice ids callers may choose (the token server's VOICE_CHOICES), "
+        "comma-separated; ELEVENLABS_VOICE_ID is always cached too.",
+        examples=["21m00Tcm4TlvDq8ikWAM,EXAVITQu4vr4xnSDxMaL"],
+    )
+    greeting_cache_dir: Path | None = Field(
+        default=Path.home() / ".cache" / "voicedesk" / "greetings",
+        description="Where cached greeting audio is kept across restarts (keyed by voice, model, "
+        "voice settings and text).",
+        examples=["/var/cache/voicedesk/greetings"],
+    )
+    greeting_cache_prewarm_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=8,
+        description="How long a starting job process waits for greeting synthesis (only when "
+        "GREETING_CACHE_DIR lacks it); 0: not at all, the synthesis finishes in the background and "
+        "calls until then use live TTS. LiveKit allows a process 10 s to start.",
+        examples=[0.0],
     )
 
     @field_validator("elevenlabs_api_key")

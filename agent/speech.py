@@ -6,6 +6,9 @@ so the model is asked to say the line word for word: the caller hears one voice 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable
+
+from livekit import rtc
 from livekit.agents import AgentSession
 from livekit.agents.utils import is_given
 from livekit.agents.voice import SpeechHandle
@@ -18,9 +21,17 @@ def has_tts(session: AgentSession) -> bool:
     return (agent_tts if is_given(agent_tts) else session.tts) is not None
 
 
-def speak(session: AgentSession, text: str, *, allow_interruptions: bool = True) -> SpeechHandle:
+def speak(
+    session: AgentSession,
+    text: str,
+    *,
+    allow_interruptions: bool = True,
+    audio: AsyncIterable[rtc.AudioFrame] | None = None,
+) -> SpeechHandle:
+    """``audio``: the line already synthesised (agent/greeting_cache.py), else TTS speaks it."""
     if has_tts(session):
-        return session.say(text, allow_interruptions=allow_interruptions)
+        kwargs = {"audio": audio} if audio is not None else {}
+        return session.say(text, allow_interruptions=allow_interruptions, **kwargs)
     return session.generate_reply(
         instructions=VERBATIM.format(text=text), tool_choice="none", allow_interruptions=allow_interruptions
     )

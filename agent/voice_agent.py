@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from typing import Any
 
+from livekit import rtc
 from livekit.agents import Agent, ChatContext, ChatMessage, RunContext, StopResponse, function_tool
 
 import prompts
@@ -41,6 +42,7 @@ class VoiceDeskAgent(Agent):
         consent_message: str = "",
         greet: bool = True,
         on_voicemail: Callable[[], None] | None = None,
+        greeting_audio: Callable[[str], AsyncIterable[rtc.AudioFrame] | None] | None = None,
         reply_on_enter: bool = False,
         **options: Any,
     ) -> None:
@@ -55,6 +57,7 @@ class VoiceDeskAgent(Agent):
         self._reply_on_enter = reply_on_enter
         self._on_voicemail = on_voicemail  # set while an outbound call may still reach a machine
         self._turns_checked_for_voicemail = 0
+        self._greeting_audio = greeting_audio  # pre-synthesised audio for the greeting, if cached
         if control is not None:
             control.on_keypad_pin = self._verify_from_keypad
 
@@ -76,8 +79,13 @@ class VoiceDeskAgent(Agent):
     def open_call(self) -> None:
         """Consent notice, then the greeting; an outbound call opens when the callee answers."""
         if self._consent_message:  # heard in full before anything else
-            speak(self.session, self._consent_message, allow_interruptions=False)
-        speak(self.session, self.greeting())
+            self._say_fixed(self._consent_message, allow_interruptions=False)
+        self._say_fixed(self.greeting())
+
+    def _say_fixed(self, text: str, *, allow_interruptions: bool = True) -> None:
+        """From cached audio when the text (or its start) was synthesised before the call."""
+        audio = self._greeting_audio(text) if self._greeting_audio else None
+        speak(self.session, text, allow_interruptions=allow_interruptions, audio=audio)
 
     def greeting(self) -> str:
         """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""

@@ -36,6 +36,7 @@ def greeting(name: str | None, *, template: str | None = None, company: str = DE
         template or load("greeting.txt"),
         name=first_name,
         name_suffix=f" {first_name}" if first_name else "",
+        name_comma=f", {first_name}" if first_name else "",
         company=company,
     ).replace(" ,", ",")
 

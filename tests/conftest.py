@@ -96,6 +96,7 @@ def worker_env(
         "CALL_POLICY_FILE": str(call_policy_file),
         "HUMAN_TRANSFER_TO": human_phone.sip_uri,
         "OUTBOUND_RINGING_SECONDS": "8",
+        "GREETING_CACHE_DIR": str(work_dir / "greetings"),
     }
 
 

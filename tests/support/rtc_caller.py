@@ -33,6 +33,9 @@ class Caller:
     transcripts: list[Transcript] = field(default_factory=list)
     loud_frames: list[float] = field(default_factory=list)  # monotonic time of each loud agent frame
     agent_joined_at: float | None = None
+    agent_audio_at: float | None = None  # the agent's audio track subscribed
+    agent_states: list[tuple[float, str]] = field(default_factory=list)  # (when, lk.agent.state)
+    speech_sent_at: list[float] = field(default_factory=list)  # when each say() starts leaving the mic
     connected_at: float | None = None
     server_url: str | None = None
     _speech: asyncio.Queue[np.ndarray] = field(default_factory=asyncio.Queue)
@@ -42,6 +45,7 @@ class Caller:
     async def connect(self, url: str, token: str) -> None:
         self.room.on("participant_connected", self._on_participant)
         self.room.on("track_subscribed", self._on_track)
+        self.room.on("participant_attributes_changed", self._on_attributes)
         self.room.register_text_stream_handler("lk.transcription", self._on_text_stream)
         await self.room.connect(url, token, rtc.RoomOptions(auto_subscribe=True))
         self.server_url = url
@@ -63,6 +67,8 @@ class Caller:
         while True:
             if pending.size == 0 and not self._speech.empty():
                 pending = self._speech.get_nowait()
+                # what is already queued (up to a second of silence) goes out first
+                self.speech_sent_at.append(time.monotonic() + source.queued_duration)
             chunk, pending = (
                 (pending[:FRAME_SAMPLES], pending[FRAME_SAMPLES:]) if pending.size else (silence, pending)
             )
@@ -78,10 +84,16 @@ class Caller:
         if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and self.agent_joined_at is None:
             self.agent_joined_at = time.monotonic()
 
+    def _on_attributes(self, changed: dict[str, str], participant: rtc.Participant) -> None:
+        if "lk.agent.state" in changed:
+            self.agent_states.append((time.monotonic(), changed["lk.agent.state"]))
+
     def _on_track(
         self, track: rtc.Track, _pub: rtc.RemoteTrackPublication, participant: rtc.RemoteParticipant
     ) -> None:
         if track.kind == rtc.TrackKind.KIND_AUDIO:
+            if participant.kind == rtc.ParticipantKind.PARTICIPANT_KIND_AGENT and self.agent_audio_at is None:
+                self.agent_audio_at = time.monotonic()
             self._tasks.append(
                 asyncio.create_task(
                     self._listen(rtc.AudioStream(track, sample_rate=SAMPLE_RATE, num_channels=1))

@@ -2,7 +2,11 @@ import prompts
 
 
 def test_greeting_uses_the_callers_first_name() -> None:
-    assert prompts.greeting("Dana Demo").startswith("Hi Dana, thanks for calling")
+    # The name comes last: the fixed opening before it is played from cached audio.
+    assert (
+        prompts.greeting("Dana Demo")
+        == "Hi, thanks for calling Acme support. How can I help you today, Dana?"
+    )
 
 
 def test_greeting_without_a_name_reads_naturally() -> None:
