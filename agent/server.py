@@ -45,6 +45,8 @@ kb_settings = load_settings(KnowledgeSettings)
 storage_settings = load_settings(StorageSettings)
 redaction = load_settings(RedactionSettings)
 policy = PolicyFile(settings.call_policy_file)
+prompts.use_persona(settings.persona_file)
+guardrails = settings.guardrails()
 
 _END_REASONS = {
     CloseReason.PARTICIPANT_DISCONNECTED: "caller_hung_up",
@@ -243,6 +245,9 @@ async def entrypoint(ctx: JobContext) -> None:
         # An outbound call opens when the callee answers; a refused one only hears why.
         greet=not (outbound or refused),
         on_voicemail=(lambda: control.spawn(_voicemail(control), "voicemail")) if outbound else None,
+        guardrails=guardrails,
+        on_guardrail=(lambda v: record.event("guardrail", **v.event())) if record is not None else None,
+        max_reply_words=settings.reply_max_words,
     )
     await session.start(
         agent=agent,

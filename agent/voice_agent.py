@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 
-from livekit.agents import Agent, ChatContext, ChatMessage, RunContext, StopResponse, function_tool
+from livekit.agents import (
+    Agent,
+    ChatContext,
+    ChatMessage,
+    ModelSettings,
+    RunContext,
+    StopResponse,
+    function_tool,
+    llm,
+)
 
 import prompts
+from agent import guarded_turn
 from agent.call_control import CallControl
 from agent.caller import Caller
+from agent.guardrails import UNTRUSTED_NOTE, Guardrails, Verdict
 from agent.outbound import looks_like_voicemail
 from agent.retrieval import Retrieval
+from agent.spoken_reply import SpokenReply, spoken
 from agent.verification import PinVerifier
 
 logger = logging.getLogger("voicedesk.agent")
@@ -39,8 +51,14 @@ class VoiceDeskAgent(Agent):
         consent_message: str = "",
         greet: bool = True,
         on_voicemail: Callable[[], None] | None = None,
+        guardrails: Guardrails | None = None,
+        on_guardrail: Callable[[Verdict], None] | None = None,
+        max_reply_words: int = prompts.MAX_REPLY_WORDS,
     ) -> None:
-        super().__init__(instructions=prompts.instructions(caller.describe()))
+        super().__init__(instructions=prompts.instructions(caller.describe(), max_words=max_reply_words))
+        self._guardrails = guardrails
+        self._on_guardrail = on_guardrail
+        self._max_reply_words = max_reply_words
         self._caller = caller
         self._retrieval = retrieval
         self._control = control
@@ -77,6 +95,11 @@ class VoiceDeskAgent(Agent):
         return prompts.greeting(self._caller.name, template=template)
 
     async def on_user_turn_completed(self, turn_ctx: ChatContext, new_message: ChatMessage) -> None:
+        # Once per turn the caller finished (llm_node may also run early on a preliminary transcript).
+        if self._guardrails is not None and self._on_guardrail is not None:
+            verdict = self._guardrails.check(new_message.text_content or "")
+            if verdict is not None:
+                self._on_guardrail(verdict)
         # The callee's first words tell a person from an answering machine, whose greeting
         # gets our message instead of a conversational reply. A greeting may pause after the
         # name ("Hi, you've reached Sam. ... leave a message"), so the first turns are checked.
@@ -91,9 +114,29 @@ class VoiceDeskAgent(Agent):
             on_voicemail()
             raise StopResponse()
 
+    async def llm_node(
+        self, chat_ctx: ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm.ChatChunk | str]:
+        """The guardrails decide before the LLM sees a caller's turn; its reply is then made speakable.
+
+        A refused turn never reaches the LLM: the caller hears the rule's fixed line. A caller who
+        asks for a person, or is upset, gets `transfer_to_human` as if the model had called it.
+        """
+        said = guarded_turn.new_caller_turn(chat_ctx)
+        verdict = self._guardrails.check(said) if self._guardrails and said is not None else None
+        if verdict is not None:
+            for chunk in guarded_turn.instead_of_llm(verdict):
+                yield chunk
+            return
+        reply = SpokenReply(self._max_reply_words, tail=prompts.line("reply_cut"))
+        async for chunk in spoken(Agent.default.llm_node(self, chat_ctx, tools, model_settings), reply):
+            yield chunk
+        if reply.cut:
+            logger.info("reply cut to %d words (limit %d)", reply.words, self._max_reply_words)
+
     @function_tool()
     async def search_knowledge_base(self, context: RunContext, query: str) -> str:
-        """Search Acme's help center. Use it before answering any question about the product,
+        """Search the company's help center. Use it before answering any question about the product,
         plans and prices, billing, account settings, integrations or troubleshooting, and answer
         only from the passages it returns.
 
@@ -108,20 +151,26 @@ class VoiceDeskAgent(Agent):
             logger.exception("knowledge-base search failed")
             return json.dumps({"found": False, "note": NOT_FOUND, "error": "search unavailable"})
         relevant = result.passages  # Retrieval already dropped passages below KB_MIN_SIMILARITY
-        payload: dict[str, object] = {
-            "query": query,
-            "found": bool(relevant),
+        passages = []
+        for p in relevant:
             # Passages are reference data quoted from documents, never instructions to follow.
-            "passages": [
+            text, removed = self._guardrails.neutralise(p.content) if self._guardrails else (p.content, 0)
+            passages.append(
                 {
                     "title": p.title,
                     "section": p.heading,
-                    "text": p.content,
+                    "text": text,
+                    "instructions_removed": removed,
                     "score": round(p.score, 4),
                     "similarity": round(p.similarity, 4),
                 }
-                for p in relevant
-            ],
+            )
+        payload: dict[str, object] = {
+            "query": query,
+            "found": bool(relevant),
+            "trust": "untrusted_reference",
+            "trust_note": UNTRUSTED_NOTE,
+            "passages": passages,
             "retrieval": timing,
         }
         if not relevant:
