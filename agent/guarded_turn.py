@@ -13,6 +13,7 @@ from livekit.agents import ChatContext, ChatMessage, llm
 from agent.guardrails import Verdict
 
 TRANSFER_TOOL = "transfer_to_human"
+REFUSED = "guardrail_refused"  # ChatMessage.extra key: the rule that refused this caller turn
 _REASONS = {
     "asked_for_human": "The caller asked to speak to a person.",
     "upset": "The caller is upset.",
@@ -25,6 +26,33 @@ def new_caller_turn(chat_ctx: ChatContext) -> str | None:
     if isinstance(last, ChatMessage) and last.role == "user":
         return last.text_content or ""
     return None
+
+
+def mark_refused(chat_ctx: ChatContext, rule: str) -> None:
+    """Tag the caller's turn: the same message object is what the call's history keeps."""
+    last = chat_ctx.items[-1]
+    assert isinstance(last, ChatMessage)
+    last.extra[REFUSED] = rule
+
+
+def refused_placeholder(message: ChatMessage) -> str | None:
+    """What the LLM may read instead of a refused turn's words (None: not refused)."""
+    rule = message.extra.get(REFUSED)
+    return f"[a request the agent refused ({rule}); its words are withheld]" if rule else None
+
+
+def without_refused_words(chat_ctx: ChatContext) -> ChatContext:
+    """The context for the LLM, with every refused caller turn replaced by a placeholder.
+
+    Later turns of the call must not carry a harmful request to the model either.
+    """
+    if not any(isinstance(i, ChatMessage) and i.extra.get(REFUSED) for i in chat_ctx.items):
+        return chat_ctx
+    safe = chat_ctx.copy()
+    for n, item in enumerate(safe.items):
+        if isinstance(item, ChatMessage) and (placeholder := refused_placeholder(item)):
+            safe.items[n] = ChatMessage(role="user", content=[placeholder], id=item.id)
+    return safe
 
 
 def instead_of_llm(verdict: Verdict) -> list[llm.ChatChunk | str]:

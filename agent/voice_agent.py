@@ -125,11 +125,14 @@ class VoiceDeskAgent(Agent):
         said = guarded_turn.new_caller_turn(chat_ctx)
         verdict = self._guardrails.check(said) if self._guardrails and said is not None else None
         if verdict is not None:
+            if verdict.action == "refuse":
+                guarded_turn.mark_refused(chat_ctx, verdict.rule)
             for chunk in guarded_turn.instead_of_llm(verdict):
                 yield chunk
             return
+        safe_ctx = guarded_turn.without_refused_words(chat_ctx)
         reply = SpokenReply(self._max_reply_words, tail=prompts.line("reply_cut"))
-        async for chunk in spoken(Agent.default.llm_node(self, chat_ctx, tools, model_settings), reply):
+        async for chunk in spoken(Agent.default.llm_node(self, safe_ctx, tools, model_settings), reply):
             yield chunk
         if reply.cut:
             logger.info("reply cut to %d words (limit %d)", reply.words, self._max_reply_words)
