@@ -51,7 +51,9 @@ def without_refused_words(chat_ctx: ChatContext) -> ChatContext:
     safe = chat_ctx.copy()
     for n, item in enumerate(safe.items):
         if isinstance(item, ChatMessage) and (placeholder := refused_placeholder(item)):
-            safe.items[n] = ChatMessage(role="user", content=[placeholder], id=item.id)
+            safe.items[n] = ChatMessage(
+                role="user", content=[placeholder], id=item.id, created_at=item.created_at
+            )
     return safe
 
 

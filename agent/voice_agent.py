@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterable, Callable
@@ -132,8 +133,10 @@ class VoiceDeskAgent(Agent):
             return
         safe_ctx = guarded_turn.without_refused_words(chat_ctx)
         reply = SpokenReply(self._max_reply_words, tail=prompts.line("reply_cut"))
-        async for chunk in spoken(Agent.default.llm_node(self, safe_ctx, tools, model_settings), reply):
-            yield chunk
+        upstream = Agent.default.llm_node(self, safe_ctx, tools, model_settings)
+        async with contextlib.aclosing(upstream):  # an interrupted reply closes the LLM stream now
+            async for chunk in spoken(upstream, reply):
+                yield chunk
         if reply.cut:
             logger.info("reply cut to %d words (limit %d)", reply.words, self._max_reply_words)
 
