@@ -99,8 +99,7 @@ class SpokenReply:
         rest, self._pending = self._pending, ""
         out = self._admit(rest)
         if self._held is not None:  # it was the last sentence after all: it fits
-            out.append(self._held + " ")
-            self.words += word_count(self._held)
+            out.append(self._say(self._held))
             self._held = None
         return out
 
@@ -124,23 +123,23 @@ class SpokenReply:
             self._held = None
             return self._cut()
         if self.words + n + tail <= self.max_words:
-            self.words += n
-            return [sentence + " "]
+            return [self._say(sentence)]
         if self.words + n <= self.max_words:
             self._held = sentence  # fits only if it is the last one
             return []
         if self.words == 0:  # one sentence longer than the whole limit
-            clipped = clip_sentence(sentence, self.max_words - tail)
-            self.words += word_count(clipped)
-            return [clipped + " ", *self._cut()]
+            return [self._say(clip_sentence(sentence, self.max_words - tail)), *self._cut()]
         return self._cut()
 
     def _cut(self) -> list[str]:
         self.cut = True
-        if not self.tail:
-            return []
-        self.words += word_count(self.tail)
-        return [self.tail]
+        return [self._say(self.tail)] if self.tail else []
+
+    def _say(self, sentence: str) -> str:
+        """Sentences joined by one space, none trailing: the stored turn reads as it was said."""
+        said = f" {sentence}" if self.words else sentence
+        self.words += word_count(sentence)
+        return said
 
 
 async def spoken(

@@ -51,7 +51,7 @@ def _sentences(n: int, words: int = 10) -> str:
 def test_a_short_reply_passes_whole() -> None:
     reply = SpokenReply(200, tail="Would you like me to go on?")
     out = _stream("Sure. The Pro plan costs twenty-four dollars per seat per month.", reply)
-    assert out == ["Sure. ", "The Pro plan costs twenty-four dollars per seat per month. "]
+    assert out == ["Sure.", " The Pro plan costs twenty-four dollars per seat per month."]
     assert not reply.cut
 
 
@@ -61,6 +61,7 @@ def test_a_long_reply_is_cut_after_the_last_whole_sentence_that_fits(piece: int)
     reply = SpokenReply(200, tail=tail)
     said = "".join(_stream(_sentences(30), reply, piece))  # 300 words
     assert reply.cut and word_count(said) <= 200
+    assert said == said.strip() and "  " not in said  # stored as spoken: no stray spaces
     assert said.endswith(tail)
     body = said.removesuffix(tail).strip()
     assert re.fullmatch(r"(Sentence \d+ (word ){7}end\. ?)+", body + " ")
@@ -85,7 +86,7 @@ def test_one_sentence_longer_than_the_limit_is_clipped_at_a_clause() -> None:
 def test_abbreviations_and_numbered_items_do_not_end_a_sentence() -> None:
     reply = SpokenReply(200)
     out = _stream("Use a plan, e.g. Pro, for teams.\n1. Open Settings.\n2. Save.", reply)
-    assert out == ["Use a plan, e.g. Pro, for teams. ", "Open Settings. ", "Save. "]
+    assert out == ["Use a plan, e.g. Pro, for teams.", " Open Settings.", " Save."]
 
 
 def _chunk(content: str | None = None, calls: list[llm.FunctionToolCall] | None = None) -> llm.ChatChunk:
