@@ -96,21 +96,25 @@ class VoiceDeskAgent(Agent):
         return prompts.greeting(self._caller.name, template=template)
 
     async def on_user_turn_completed(self, turn_ctx: ChatContext, new_message: ChatMessage) -> None:
-        # Once per turn the caller finished (llm_node may also run early on a preliminary transcript).
+        said = new_message.text_content or ""
+        if self._on_voicemail is not None:
+            self._check_voicemail(said)  # an answering machine's greeting ends here
+        # Once per finished turn (llm_node may also run early, on a preliminary transcript).
         if self._guardrails is not None and self._on_guardrail is not None:
-            verdict = self._guardrails.check(new_message.text_content or "")
+            verdict = self._guardrails.check(said)
             if verdict is not None:
                 self._on_guardrail(verdict)
+
+    def _check_voicemail(self, said: str) -> None:
         # The callee's first words tell a person from an answering machine, whose greeting
         # gets our message instead of a conversational reply. A greeting may pause after the
         # name ("Hi, you've reached Sam. ... leave a message"), so the first turns are checked.
-        if self._on_voicemail is None:
-            return
-        self._turns_checked_for_voicemail += 1
         on_voicemail = self._on_voicemail
+        assert on_voicemail is not None
+        self._turns_checked_for_voicemail += 1
         if self._turns_checked_for_voicemail >= VOICEMAIL_TURNS:
             self._on_voicemail = None
-        if looks_like_voicemail(new_message.text_content or ""):
+        if looks_like_voicemail(said):
             self._on_voicemail = None
             on_voicemail()
             raise StopResponse()
