@@ -32,7 +32,7 @@ CALL_BACK_GOODBYE = "Thanks for your patience, someone will call you back soon. 
 KB_DIR = Path(__file__).parent / "kb_injection"
 REMOVED = "[instruction-like text removed]"
 
-# An LLM that ignores "short, no markdown": a heading, a bulleted list, a URL, 34 sentences.
+# An LLM that ignores "short, no markdown": a heading, 30 bullets, a URL: 383 words.
 LONG_REPLY = (
     "## Everything about our plans\n\n"
     + "\n".join(f"- **Feature {i}** is included in every plan at no extra cost." for i in range(1, 31))
