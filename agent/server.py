@@ -48,6 +48,8 @@ kb_settings = load_settings(KnowledgeSettings)
 storage_settings = load_settings(StorageSettings)
 redaction = load_settings(RedactionSettings)
 policy = PolicyFile(settings.call_policy_file)
+prompts.use_persona(settings.persona_file)
+guardrails = settings.guardrails()
 
 _END_REASONS = {
     CloseReason.PARTICIPANT_DISCONNECTED: "caller_hung_up",
@@ -264,6 +266,9 @@ async def entrypoint(ctx: JobContext) -> None:
             control=control,
             verifier=verifier,
             on_voicemail=(lambda: control.spawn(_voicemail(control), "voicemail")) if outbound else None,
+            guardrails=guardrails,
+            on_guardrail=(lambda v: record.event("guardrail", **v.event())) if record is not None else None,
+            max_reply_words=settings.reply_max_words,
             **options,
         )
 

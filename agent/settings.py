@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+import prompts
+from agent.guardrails import Guardrails
 from voicedesk.config import CommaList
 
 # The token server's default VOICE_CHOICES (ElevenLabs premade: Rachel, Bella, Antoni, Adam).
@@ -274,6 +276,50 @@ class AgentSettings(BaseSettings):
         if value is None and info.data.get("agent_mode") == "pipeline":
             raise ValueError("required with AGENT_MODE=pipeline, which speaks every reply with ElevenLabs")
         return value
+
+    # guardrails and response style ------------------------------------------------------------
+    persona_file: Path | None = Field(
+        default=None,
+        description="TOML persona (company, agent_name, tone) the prompts use. Unset: prompts/persona.toml.",
+        examples=["prompts/persona.toml"],
+    )
+    guardrails_enabled: bool = Field(
+        default=True,
+        description="Check each caller turn against the guardrail rules before the LLM sees it, "
+        "and neutralise instruction-like text in knowledge-base passages.",
+        examples=[True],
+    )
+    guardrails_file: Path | None = Field(
+        default=None,
+        description="TOML guardrail rules (refusals, escalation, KB instruction patterns). "
+        "Unset: prompts/guardrails.toml.",
+        examples=["prompts/guardrails.toml"],
+    )
+    reply_max_words: int = Field(
+        default=prompts.MAX_REPLY_WORDS,
+        ge=20,
+        le=prompts.MAX_REPLY_WORDS,
+        description="Longest LLM reply spoken; a longer one is cut after the last whole sentence that fits.",
+        examples=[120],
+    )
+
+    @field_validator("persona_file")
+    @classmethod
+    def _readable_persona(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            prompts.load_persona(path)  # ValueError naming the file and the field
+        return path
+
+    @field_validator("guardrails_file")
+    @classmethod
+    def _readable_guardrails(cls, path: Path | None) -> Path | None:
+        if path is not None:
+            Guardrails.load(path)
+        return path
+
+    def guardrails(self) -> Guardrails | None:
+        """The rule set calls use, None when GUARDRAILS_ENABLED is off."""
+        return Guardrails.load(self.guardrails_file) if self.guardrails_enabled else None
 
     @property
     def transfer_uri(self) -> str | None:

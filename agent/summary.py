@@ -10,6 +10,7 @@ from typing import Literal, get_args
 from livekit.agents import llm
 
 import prompts
+from agent.guarded_turn import refused_placeholder
 
 logger = logging.getLogger("voicedesk.agent.summary")
 
@@ -23,7 +24,9 @@ def transcript_of(history: llm.ChatContext) -> str:
     lines = []
     for item in history.items:
         if isinstance(item, llm.ChatMessage) and item.role in ("user", "assistant") and item.text_content:
-            lines.append(f"{'Caller' if item.role == 'user' else 'Agent'}: {item.text_content}")
+            # A turn the guardrails refused is not sent to the summary model either.
+            said = refused_placeholder(item) or item.text_content
+            lines.append(f"{'Caller' if item.role == 'user' else 'Agent'}: {said}")
     return "\n".join(lines)
 
 

@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import AsyncIterable, Callable
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import Agent, ChatContext, ChatMessage, RunContext, StopResponse, function_tool
+from livekit.agents import (
+    Agent,
+    ChatContext,
+    ChatMessage,
+    ModelSettings,
+    RunContext,
+    StopResponse,
+    function_tool,
+    llm,
+)
 
 import prompts
+from agent import guarded_turn
 from agent.call_control import CallControl
 from agent.caller import Caller
+from agent.guardrails import UNTRUSTED_NOTE, Guardrails, Verdict
 from agent.outbound import looks_like_voicemail
 from agent.retrieval import Retrieval
 from agent.speech import speak
+from agent.spoken_reply import SpokenReply, spoken
 from agent.verification import PinVerifier
 
 logger = logging.getLogger("voicedesk.agent")
@@ -44,10 +57,18 @@ class VoiceDeskAgent(Agent):
         on_voicemail: Callable[[], None] | None = None,
         greeting_audio: Callable[[str], AsyncIterable[rtc.AudioFrame] | None] | None = None,
         reply_on_enter: bool = False,
+        guardrails: Guardrails | None = None,
+        on_guardrail: Callable[[Verdict], None] | None = None,
+        max_reply_words: int = prompts.MAX_REPLY_WORDS,
         **options: Any,
     ) -> None:
         """``options`` go to `Agent`: a mode's models (agent/modes.py) and the history it continues."""
-        super().__init__(instructions=prompts.instructions(caller.describe()), **options)
+        super().__init__(
+            instructions=prompts.instructions(caller.describe(), max_words=max_reply_words), **options
+        )
+        self._guardrails = guardrails
+        self._on_guardrail = on_guardrail
+        self._max_reply_words = max_reply_words
         self._caller = caller
         self._retrieval = retrieval
         self._control = control
@@ -97,23 +118,57 @@ class VoiceDeskAgent(Agent):
         return prompts.greeting(self._caller.name, template=template)
 
     async def on_user_turn_completed(self, turn_ctx: ChatContext, new_message: ChatMessage) -> None:
+        said = new_message.text_content or ""
+        if self._on_voicemail is not None:
+            self._check_voicemail(said)  # an answering machine's greeting ends here
+        # Once per finished turn (llm_node may also run early, on a preliminary transcript).
+        if self._guardrails is not None and self._on_guardrail is not None:
+            verdict = self._guardrails.check(said)
+            if verdict is not None:
+                self._on_guardrail(verdict)
+
+    def _check_voicemail(self, said: str) -> None:
         # The callee's first words tell a person from an answering machine, whose greeting
         # gets our message instead of a conversational reply. A greeting may pause after the
         # name ("Hi, you've reached Sam. ... leave a message"), so the first turns are checked.
-        if self._on_voicemail is None:
-            return
-        self._turns_checked_for_voicemail += 1
         on_voicemail = self._on_voicemail
+        assert on_voicemail is not None
+        self._turns_checked_for_voicemail += 1
         if self._turns_checked_for_voicemail >= VOICEMAIL_TURNS:
             self._on_voicemail = None
-        if looks_like_voicemail(new_message.text_content or ""):
+        if looks_like_voicemail(said):
             self._on_voicemail = None
             on_voicemail()
             raise StopResponse()
 
+    async def llm_node(
+        self, chat_ctx: ChatContext, tools: list[llm.Tool], model_settings: ModelSettings
+    ) -> AsyncIterable[llm.ChatChunk | str]:
+        """The guardrails decide before the LLM sees a caller's turn; its reply is then made speakable.
+
+        A refused turn never reaches the LLM: the caller hears the rule's fixed line. A caller who
+        asks for a person, or is upset, gets `transfer_to_human` as if the model had called it.
+        """
+        said = guarded_turn.new_caller_turn(chat_ctx)
+        verdict = self._guardrails.check(said) if self._guardrails and said is not None else None
+        if verdict is not None:
+            if verdict.action == "refuse":
+                guarded_turn.mark_refused(chat_ctx, verdict.rule)
+            for chunk in guarded_turn.instead_of_llm(verdict):
+                yield chunk
+            return
+        safe_ctx = guarded_turn.without_refused_words(chat_ctx)
+        reply = SpokenReply(self._max_reply_words, tail=prompts.line("reply_cut"))
+        upstream = Agent.default.llm_node(self, safe_ctx, tools, model_settings)
+        async with contextlib.aclosing(upstream):  # an interrupted reply closes the LLM stream now
+            async for chunk in spoken(upstream, reply):
+                yield chunk
+        if reply.cut:
+            logger.info("reply cut to %d words (limit %d)", reply.words, self._max_reply_words)
+
     @function_tool()
     async def search_knowledge_base(self, context: RunContext, query: str) -> str:
-        """Search Acme's help center. Use it before answering any question about the product,
+        """Search the company's help center. Use it before answering any question about the product,
         plans and prices, billing, account settings, integrations or troubleshooting, and answer
         only from the passages it returns.
 
@@ -128,20 +183,26 @@ class VoiceDeskAgent(Agent):
             logger.exception("knowledge-base search failed")
             return json.dumps({"found": False, "note": NOT_FOUND, "error": "search unavailable"})
         relevant = result.passages  # Retrieval already dropped passages below KB_MIN_SIMILARITY
-        payload: dict[str, object] = {
-            "query": query,
-            "found": bool(relevant),
+        passages = []
+        for p in relevant:
             # Passages are reference data quoted from documents, never instructions to follow.
-            "passages": [
+            text, removed = self._guardrails.neutralise(p.content) if self._guardrails else (p.content, 0)
+            passages.append(
                 {
                     "title": p.title,
                     "section": p.heading,
-                    "text": p.content,
+                    "text": text,
+                    "instructions_removed": removed,
                     "score": round(p.score, 4),
                     "similarity": round(p.similarity, 4),
                 }
-                for p in relevant
-            ],
+            )
+        payload: dict[str, object] = {
+            "query": query,
+            "found": bool(relevant),
+            "trust": "untrusted_reference",
+            "trust_note": UNTRUSTED_NOTE,
+            "passages": passages,
             "retrieval": timing,
         }
         if not relevant:
@@ -216,7 +277,9 @@ class VoiceDeskAgent(Agent):
             self._caller = self._caller.as_verified()
             if self._retrieval is not None and self._caller.profile is not None:
                 self._retrieval.caller_tier = self._caller.profile.subscription_tier
-            await self.update_instructions(prompts.instructions(self._caller.describe()))
+            await self.update_instructions(
+                prompts.instructions(self._caller.describe(), max_words=self._max_reply_words)
+            )
         if self._control is not None:
             self._control.verification_event(result)
         return result
