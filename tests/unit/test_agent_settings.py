@@ -74,3 +74,31 @@ def test_secrets_are_not_printed(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(key, value)
     settings = load_settings(AgentSettings, _env_file=None)
     assert "sk-test" not in repr(settings) and "el-test" not in str(settings)
+
+
+def test_pipeline_mode_needs_a_voice_and_realtime_mode_does_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("ELEVENLABS_API_KEY", "ELEVEN_API_KEY", "AGENT_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    without_voice = {k: v for k, v in VALID.items() if k != "ELEVENLABS_API_KEY"}
+    for key, value in without_voice.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError):
+        load_settings(AgentSettings, _env_file=None)
+    monkeypatch.setenv("AGENT_MODE", "realtime")
+    settings = load_settings(AgentSettings, _env_file=None)
+    assert settings.agent_mode == "realtime" and settings.elevenlabs_api_key is None
+    monkeypatch.setenv("AGENT_MODE", "speech")
+    with pytest.raises(SettingsError):
+        load_settings(AgentSettings, _env_file=None)
+
+
+def test_a_missing_pipeline_voice_is_named(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
+    for key in ("ELEVENLABS_API_KEY", "ELEVEN_API_KEY", "AGENT_MODE"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in VALID.items():
+        if key != "ELEVENLABS_API_KEY":
+            monkeypatch.setenv(key, value)
+    with pytest.raises(SettingsError):
+        load_settings(AgentSettings, _env_file=None)
+    err = capsys.readouterr().err
+    assert "ELEVENLABS_API_KEY or ELEVEN_API_KEY is invalid" in err and "AGENT_MODE=pipeline" in err
