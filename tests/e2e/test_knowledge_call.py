@@ -48,6 +48,8 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 async def _ask(caller: Caller, wav: Path, expect: str) -> None:
+    # Like a person, the caller waits for the greeting: its first seconds are not for barge-in.
+    await caller.wait_for(lambda: caller.agent_finals(), 30.0, "the greeting")
     await caller.wait_for(lambda: caller.agent_state() == "listening", 30.0, "the agent to listen")
     caller.say(read_pcm(wav))
     await caller.wait_for(
