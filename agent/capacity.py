@@ -86,6 +86,7 @@ class CallCapacity:
         calls = self._calls_in_hand()
         overflow = calls >= self.max_calls
         if calls >= self.max_calls + self.overflow_calls or (overflow and await self._room_elsewhere()):
+            logger.info("declining a call with %d in hand: full here, LiveKit tries the next worker", calls)
             # terminate=False: LiveKit offers the job to the next worker instead of ending it.
             await request.reject(terminate=False)
             return
