@@ -47,9 +47,10 @@ async def answer_busy(
     session = AgentSession(tts=providers.build_tts(settings))
     try:
         if record is not None and meta is not None:
+            outbound = meta.channel == "pstn_outbound"
             record.start(
-                from_number=party.number if party else None,
-                to_number=party.our_number if party else None,
+                from_number=party.number if party and not outbound else None,
+                to_number=meta.phone_number if outbound else (party.our_number if party else None),
             )
             record.event(
                 "capacity",
