@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from livekit import rtc
 
@@ -86,6 +88,18 @@ def worker_pid(caller: Caller) -> int:
     label = agent.attributes.get("voicedesk.worker", "")
     assert ":" in label, f"the agent does not say which worker it runs on: {agent.attributes}"
     return int(label.rsplit(":", 1)[1])
+
+
+def worker_label_of(worker: Service) -> str:
+    return f"{socket.gethostname()}:{worker.proc.pid}"
+
+
+async def live_workers(database_url: str) -> list[str]:
+    """Workers in `agent_workers` for the pool: a worker that stopped has removed its row."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        query = "select id from agent_workers where agent_name = %s order by id"
+        cur = await conn.execute(query, (POOL_AGENT,))
+        return [row[0] for row in await cur.fetchall()]
 
 
 async def greeted_call(
@@ -201,6 +215,7 @@ async def test_calls_spread_full_workers_refuse_politely_and_a_stopped_worker_fi
         assert exit_code == 0, f"the drained worker exited with {exit_code}"
         print(f"drained worker exited {time.monotonic() - signalled_at:.1f} s after SIGTERM")
         assert "draining worker" in first_worker.log()
+        assert await live_workers(database_url) == [worker_label_of(other_worker)]
         assert other_worker.alive()
     finally:
         for caller in callers:
