@@ -29,6 +29,7 @@ END_REASON = "workers_full"
 STATUS = "busy"
 PLAYOUT_LIMIT_S = 20.0
 CALLER_WAIT_S = 10.0
+SIP_ANSWER_WAIT_S = 5.0
 _CALLER_KINDS = [rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP]
 
 
@@ -75,6 +76,8 @@ async def answer_busy(
             ),
             record=False,
         )
+        if party is not None:
+            await _answered(ctx, party.identity)
         handle = session.say(prompts.line("all_agents_busy"), allow_interruptions=False)
         with contextlib.suppress(TimeoutError, RuntimeError):
             await asyncio.wait_for(handle.wait_for_playout(), PLAYOUT_LIMIT_S)
@@ -88,3 +91,25 @@ async def answer_busy(
             await record.close()
         await pool.close()
         ctx.shutdown(reason=END_REASON)
+
+
+async def _answered(ctx: JobContext, identity: str) -> None:
+    """Wait until livekit-sip has answered the phone call and media flows (``sip.callStatus``).
+
+    It answers only once it has subscribed to our audio track, so whatever is said before that
+    would be lost: the caller would hear the line without its beginning.
+    """
+    answered = asyncio.Event()
+
+    def check(*_: object) -> None:
+        caller = ctx.room.remote_participants.get(identity)
+        if caller is None or caller.attributes.get("sip.callStatus") == "active":
+            answered.set()
+
+    ctx.room.on("participant_attributes_changed", check)
+    try:
+        check()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(answered.wait(), SIP_ANSWER_WAIT_S)
+    finally:
+        ctx.room.off("participant_attributes_changed", check)

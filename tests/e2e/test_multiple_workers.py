@@ -19,15 +19,20 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from livekit import rtc
+from livekit import api, rtc
 
 import prompts
+from telephony.provisioning import setup
+from telephony.settings import TelephonySettings
+from tests.e2e.test_phone_calls import ended, heard_utterance, phone_call_row
 from tests.support.agent_worker import start_worker
 from tests.support.audio import read_pcm, synthesize
 from tests.support.firebase_emulator import SignedUpUser
 from tests.support.livekit_server import LiveKitServer
+from tests.support.livekit_sip import LiveKitSip
 from tests.support.processes import Service
 from tests.support.rtc_caller import Caller
+from tests.support.softphone import start_softphone
 from tests.support.token_server import TokenServer, start_token_server
 from tests.support.web_call import join_call, stored_call, stored_events, stored_turns, summarized
 
@@ -36,6 +41,8 @@ QUESTION = "Can you still hear me?"
 ANSWER = "Yes, I can hear you clearly."
 SUMMARY = "Caller checked the line during a worker restart and was answered."
 BUSY_LINE = prompts.line("all_agents_busy")
+POOL_NUMBER = "+15550177"  # a company number whose calls go to the pool's agent
+PHONE_CALLER = "+15557000001"
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +74,31 @@ def pool_workers(
     yield a, b
     a.stop()
     b.stop()
+
+
+@pytest.fixture(scope="module")
+def pool_phone_line(sip_trunks: LiveKitSip, livekit_server: LiveKitServer) -> LiveKitSip:
+    """A trunk and dispatch rule of their own (as `voicedesk sip setup` makes them) for the pool."""
+    settings = TelephonySettings(
+        livekit_url=livekit_server.url,
+        livekit_api_key=livekit_server.api_key,
+        livekit_api_secret=livekit_server.api_secret,
+        agent_name=POOL_AGENT,
+        sip_inbound_numbers=[POOL_NUMBER],
+        sip_inbound_allowed_addresses=["127.0.0.1/32"],
+        sip_inbound_trunk_name="voicedesk-pool-inbound",
+        sip_dispatch_rule_name="voicedesk-pool-dispatch",
+        sip_outbound_trunk_name="voicedesk-pool-outbound",
+    )
+
+    async def provision() -> None:
+        async with api.LiveKitAPI(
+            livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
+        ) as lk:
+            await setup(lk, settings)
+
+    asyncio.run(provision())
+    return sip_trunks
 
 
 @pytest.fixture(scope="module")
@@ -218,5 +250,38 @@ async def test_calls_spread_full_workers_refuse_politely_and_a_stopped_worker_fi
         assert await live_workers(database_url) == [worker_label_of(other_worker)]
         assert other_worker.alive()
     finally:
+        for caller in callers:
+            await caller.close()
+
+
+async def test_a_phone_caller_finding_every_worker_full_hears_the_busy_line(
+    pool_workers,
+    pool_token_server,
+    pool_phone_line,
+    firebase_emulator,
+    livekit_server,
+    database_url,
+    tmp_path,
+) -> None:
+    """Same path as a web caller: the SIP participant hears the line, then LiveKit hangs up."""
+    live = [w for w in pool_workers if w.alive()]  # the first test drained one of them
+    callers: list[Caller] = []
+    phone = start_softphone(tmp_path, "pool-caller", user=PHONE_CALLER)
+    try:
+        for i in range(len(live)):  # every worker gets its one call
+            user = firebase_emulator.sign_up(display_name=f"Filler {i}")
+            callers.append((await greeted_call(pool_token_server, user, livekit_server))[0])
+        started = phone.call(pool_phone_line.uri(POOL_NUMBER))
+        phone.wait_for("CALL_ESTABLISHED", 20)
+        await heard_utterance(phone, BUSY_LINE, within=20)
+        closed = phone.wait_for("CALL_CLOSED", 20, since=started)  # the agent hung up (BYE)
+        assert "reset by peer" in (closed.param or "")
+        row = await phone_call_row(database_url, from_number=PHONE_CALLER, ready=ended)
+        assert (row["channel"], row["status"], row["end_reason"]) == ("pstn_inbound", "busy", "workers_full")
+        assert row["to_number"] == POOL_NUMBER
+        # The calls in progress were not disturbed.
+        assert all(c.room.connection_state == rtc.ConnectionState.CONN_CONNECTED for c in callers)
+    finally:
+        phone.stop()
         for caller in callers:
             await caller.close()
