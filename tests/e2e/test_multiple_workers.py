@@ -134,6 +134,21 @@ async def live_workers(database_url: str) -> list[str]:
         return [row[0] for row in await cur.fetchall()]
 
 
+async def until_idle(database_url: str, workers: list[Service], within: float = 60) -> None:
+    """Wait until these workers hold no call (a call's job ends a little after its caller left)."""
+    labels = {worker_label_of(w) for w in workers}
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for _ in range(int(within / 0.25)):
+            cur = await conn.execute(
+                "select id, calls from agent_workers where id = any(%s)", (list(labels),)
+            )
+            rows = await cur.fetchall()
+            if {r[0] for r in rows} == labels and all(r[1] == 0 for r in rows):
+                return
+            await asyncio.sleep(0.25)
+    raise AssertionError(f"workers still busy after {within}s: {rows}")
+
+
 async def greeted_call(
     server: TokenServer, user: SignedUpUser, livekit_server: LiveKitServer
 ) -> tuple[Caller, str]:
@@ -268,6 +283,7 @@ async def test_a_phone_caller_finding_every_worker_full_hears_the_busy_line(
     callers: list[Caller] = []
     phone = start_softphone(tmp_path, "pool-caller", user=PHONE_CALLER)
     try:
+        await until_idle(database_url, live)
         for i in range(len(live)):  # every worker gets its one call
             user = firebase_emulator.sign_up(display_name=f"Filler {i}")
             callers.append((await greeted_call(pool_token_server, user, livekit_server))[0])
