@@ -19,11 +19,13 @@ from livekit.agents.voice.events import CloseReason
 
 import prompts
 from agent import metrics, modes, providers, recording
+from agent.busy_line import answer_busy
 from agent.call_control import CallControl
 from agent.call_metadata import CallMetadata, parse_call_metadata
 from agent.call_policy import PolicyFile
 from agent.call_record import CallRecord
 from agent.caller import Caller, load_caller
+from agent.capacity import CallCapacity, is_overflow, taken_by, worker_label
 from agent.greeting_cache import GreetingCache, greeting_audio
 from agent.journal_replayer import run_replayer
 from agent.outbound import dial, participant_identity
@@ -86,18 +88,18 @@ def prewarm(proc: JobProcess) -> None:
     proc.userdata["greetings"] = greetings
 
 
-def _load_by_calls(server: AgentServer) -> float:
-    """Load as a share of WORKER_MAX_CALLS: capacity measured once (bench/), not guessed from CPU."""
-    assert settings.worker_max_calls is not None
-    return len(server.active_jobs) / settings.worker_max_calls
-
-
-# Without WORKER_MAX_CALLS, LiveKit's own CPU-based load and threshold (off in dev) apply.
-_capacity = {"load_fnc": _load_by_calls, "load_threshold": 0.999} if settings.worker_max_calls else {}
+# Load as a share of WORKER_MAX_CALLS (capacity measured once, not guessed from CPU), with a few
+# overflow calls that only hear the busy line. Without it, LiveKit's CPU-based load applies.
+capacity = (
+    CallCapacity(settings.agent_name, settings.worker_max_calls, settings.worker_overflow_calls)
+    if settings.worker_max_calls
+    else None
+)
 
 server = AgentServer(
     setup_fnc=prewarm,
-    **_capacity,
+    **(capacity.server_options if capacity else {}),
+    drain_timeout=settings.worker_drain_timeout,
     ws_url=settings.livekit_url,
     api_key=settings.livekit_api_key,
     api_secret=settings.livekit_api_secret.get_secret_value(),
@@ -111,6 +113,10 @@ server = AgentServer(
 )
 
 
+if capacity is not None:
+    capacity.bind(server)
+
+
 @server.on("worker_started")
 def _on_worker_started() -> None:
     if redaction.redaction_enabled:
@@ -122,6 +128,9 @@ def _on_worker_started() -> None:
     )
     replayer = run_replayer(os.environ["DATABASE_URL"], settings.call_journal_dir, livekit)
     _background.add(asyncio.get_event_loop().create_task(replayer))
+    if capacity is not None:  # this worker's calls in hand, for full workers deciding on overflow
+        reporting = capacity.run(server, os.environ["DATABASE_URL"])
+        _background.add(asyncio.get_event_loop().create_task(reporting))
 
 
 _background: set[asyncio.Task[None]] = set()
@@ -161,7 +170,7 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
     )
 
 
-@server.rtc_session(agent_name=settings.agent_name)
+@server.rtc_session(agent_name=settings.agent_name, on_request=capacity.on_request if capacity else None)
 async def entrypoint(ctx: JobContext) -> None:
     meta = parse_call_metadata(ctx.job.metadata)
     if meta is not None and meta.channel == "pstn_inbound":
@@ -175,6 +184,10 @@ async def entrypoint(ctx: JobContext) -> None:
     pool = await open_pool(os.environ["DATABASE_URL"], min_size=1, max_size=3, wait=False)
     await ctx.connect()
     party = await phone_party(ctx, meta)
+    worker = taken_by(ctx.room.local_participant) or worker_label()
+    if is_overflow(ctx):
+        await answer_busy(ctx, settings, pool, meta, party, _redact, worker=worker)
+        return
     number = party.number if party else None
     try:
         caller = await asyncio.wait_for(load_caller(pool, meta, number), timeout=2.0)
@@ -247,6 +260,7 @@ async def entrypoint(ctx: JobContext) -> None:
             from_number=number if party and not outbound else None,
             to_number=meta.phone_number if outbound else (party.our_number if party else None),
         )
+        record.event("worker", worker=worker)  # which machine and process took the call
         if decision is not None and decision.rule != "not_applicable":
             record.event("policy", **decision.model_dump(exclude={"message"}))
         record.attach(session)

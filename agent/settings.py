@@ -321,6 +321,25 @@ class AgentSettings(BaseSettings):
         """The rule set calls use, None when GUARDRAILS_ENABLED is off."""
         return Guardrails.load(self.guardrails_file) if self.guardrails_enabled else None
 
+    # more than one worker ------------------------------------------------------------------
+    worker_overflow_calls: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        description="Calls past WORKER_MAX_CALLS a worker still answers when every worker is full, "
+        "only to say all agents are busy and hang up (0: such callers wait in silence). "
+        "Needs WORKER_MAX_CALLS.",
+        examples=[1],
+    )
+    worker_drain_timeout: int = Field(
+        default=3600,
+        ge=0,
+        description="Seconds a worker told to stop (SIGTERM) waits for its calls to end before it "
+        "cuts them off (0: no limit); keep it above MAX_CALL_SECONDS, below your orchestrator's kill "
+        "timeout.",
+        examples=[1900],
+    )
+
     @property
     def transfer_uri(self) -> str | None:
         """SIP REFER wants a URI: a bare E.164 number becomes tel:+..."""
