@@ -1,0 +1,209 @@
+"""The fallback providers' emulators, driven by the REAL LiveKit plugins: OpenAI STT
+(``/v1/audio/transcriptions``), OpenAI TTS (``/v1/audio/speech``) and the second
+OpenAI-compatible LLM (``/fallback/v1``), each with its own fault key."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import numpy as np
+import pytest
+from livekit import rtc
+from livekit.agents import APIConnectOptions, APIError, APIStatusError, llm
+from livekit.plugins import openai
+
+from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+
+NO_RETRY = APIConnectOptions(max_retry=0, timeout=5)
+SENTENCE = "Your refund was sent this morning and should arrive within five days."
+
+
+@pytest.fixture(scope="module")
+def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderEmulators]:
+    emu = start_provider_emulators(tmp_path_factory.mktemp("fallback-emulators"))
+    try:
+        yield emu
+    finally:
+        emu.stop()
+
+
+@pytest.fixture(autouse=True)
+def clean_emulator(emulators: ProviderEmulators) -> None:
+    emulators.reset()
+
+
+def _speech(text: str, rate: int = 16000) -> rtc.AudioFrame:
+    raw = subprocess.run(
+        ["espeak-ng", "-v", "en-us", "--stdout", text], check=True, capture_output=True
+    ).stdout
+    pcm = subprocess.run(
+        [
+            "sox",
+            "-q",
+            "-t",
+            "wav",
+            "-",
+            "-t",
+            "raw",
+            "-r",
+            str(rate),
+            "-e",
+            "signed",
+            "-b",
+            "16",
+            "-c",
+            "1",
+            "-",
+        ],
+        input=raw,
+        check=True,
+        capture_output=True,
+    ).stdout
+    return rtc.AudioFrame(pcm, rate, 1, len(pcm) // 2)
+
+
+def _check_speech(frames: list[rtc.AudioFrame], text: str) -> None:
+    assert frames, "no audio"
+    pcm = np.concatenate([np.frombuffer(f.data, dtype=np.int16) for f in frames]).astype(np.float32) / 32768
+    duration = len(pcm) / frames[0].sample_rate
+    words = len(text.split())
+    assert float(np.sqrt(np.mean(pcm**2))) > 0.02, "audio is (nearly) silent"
+    assert words / 5 < duration < words / 1.2, f"{duration:.2f}s of audio for {words} words"
+
+
+# speech to text -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def openai_stt(emulators: ProviderEmulators) -> AsyncIterator[openai.STT]:
+    client = openai.STT(base_url=emulators.base_urls["openai"], api_key="emulator", use_realtime=False)
+    yield client
+    await client.aclose()
+
+
+async def test_openai_stt_transcribes_an_utterance_from_the_script(
+    emulators: ProviderEmulators, openai_stt: openai.STT
+) -> None:
+    emulators.script(stt=["I would like a refund, please."])
+    event = await openai_stt.recognize(_speech("I would like a refund please"), conn_options=NO_RETRY)
+    assert event.alternatives[0].text == "I would like a refund, please."
+    [entry] = emulators.log("openai_stt")
+    assert entry["model"] == "gpt-4o-mini-transcribe" and entry["language"] == "en"
+    assert 1.0 < entry["duration"] < 4.0
+
+
+async def test_openai_stt_silence_is_an_empty_transcript(
+    emulators: ProviderEmulators, openai_stt: openai.STT
+) -> None:
+    emulators.script(stt=["never said"])
+    silence = rtc.AudioFrame(bytes(32000), 16000, 1, 16000)
+    event = await openai_stt.recognize(silence, conn_options=NO_RETRY)
+    assert event.alternatives[0].text == ""
+    assert emulators.log("openai_stt")[0]["text"] == ""
+
+
+async def test_openai_stt_fault_keeps_the_transcript_for_the_retry(
+    emulators: ProviderEmulators, openai_stt: openai.STT
+) -> None:
+    emulators.script(stt=["Cancel my order."])
+    emulators.fault("openai_stt", "http_500")
+    emulators.fault("stt", "http_500", count=-1)  # another provider's fault does not apply here
+    with pytest.raises(APIStatusError) as failed:
+        await openai_stt.recognize(_speech("Cancel my order"), conn_options=NO_RETRY)
+    assert failed.value.status_code == 500
+    event = await openai_stt.recognize(_speech("Cancel my order"), conn_options=NO_RETRY)
+    assert event.alternatives[0].text == "Cancel my order."
+
+
+# text to speech -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("model", "response_format"), [("gpt-4o-mini-tts", "pcm"), ("tts-1", "mp3")])
+async def test_openai_tts_streams_speech(
+    emulators: ProviderEmulators, model: str, response_format: str
+) -> None:
+    tts = openai.TTS(
+        base_url=emulators.base_urls["openai"],
+        api_key="emulator",
+        model=model,
+        response_format=response_format,
+    )
+    started = time.perf_counter()
+    frames = [ev.frame async for ev in tts.synthesize(SENTENCE, conn_options=NO_RETRY)]
+    await tts.aclose()
+    assert time.perf_counter() - started < 10
+    assert frames[0].sample_rate == 24000
+    _check_speech(frames, SENTENCE)
+    [entry] = emulators.log("openai_tts")
+    assert entry["text"] == SENTENCE and entry["response_format"] == response_format
+    # The plugin asks the gpt-4o models for server-sent events and tts-1 for the bytes.
+    assert entry["stream_format"] == ("sse" if model == "gpt-4o-mini-tts" else "audio")
+
+
+@pytest.mark.parametrize("kind", ["http_500", "disconnect"])
+async def test_openai_tts_faults_raise(emulators: ProviderEmulators, kind: str) -> None:
+    tts = openai.TTS(base_url=emulators.base_urls["openai"], api_key="emulator", response_format="pcm")
+    emulators.fault("openai_tts", kind)
+    with pytest.raises(APIError):
+        async for _ in tts.synthesize(SENTENCE, conn_options=NO_RETRY):
+            pass
+    frames = [ev.frame async for ev in tts.synthesize("Hello again.", conn_options=NO_RETRY)]
+    await tts.aclose()
+    _check_speech(frames, "Hello again.")
+
+
+# the second LLM endpoint --------------------------------------------------------------------------
+
+
+def _ctx(text: str) -> llm.ChatContext:
+    ctx = llm.ChatContext.empty()
+    ctx.add_message(role="user", content=text)
+    return ctx
+
+
+async def _text(stream: llm.LLMStream) -> str:
+    async with stream:
+        return "".join([c.delta.content async for c in stream if c.delta and c.delta.content])
+
+
+async def test_fallback_llm_endpoint_has_its_own_faults(emulators: ProviderEmulators) -> None:
+    fallback_url = emulators.env()["LLM_FALLBACK_BASE_URL"]
+    primary = openai.LLM(model="gpt-4o-mini", base_url=emulators.base_urls["openai"], api_key="emulator")
+    fallback = openai.LLM(model="gpt-4.1-mini", base_url=fallback_url, api_key="emulator")
+    emulators.script(llm=[{"text": "Refunds take five days.", "when": "refund"}])
+    emulators.fault("llm", "http_500", count=-1)
+    # The faulted primary leaves the scripted answer for the fallback endpoint.
+    with pytest.raises(APIStatusError):
+        await _text(primary.chat(chat_ctx=_ctx("Where is my refund?"), conn_options=NO_RETRY))
+    assert await _text(fallback.chat(chat_ctx=_ctx("Where is my refund?"))) == "Refunds take five days."
+    [request] = emulators.log("llm_fallback")
+    assert request["model"] == "gpt-4.1-mini" and request["last_user"] == "Where is my refund?"
+
+    emulators.clear_fault("llm")
+    emulators.fault("llm_fallback", "http_500")
+    with pytest.raises(APIStatusError):
+        await _text(fallback.chat(chat_ctx=_ctx("Hi"), conn_options=NO_RETRY))
+    assert await _text(primary.chat(chat_ctx=_ctx("Hi"))) == "You said: Hi."
+    await primary.aclose()
+    await fallback.aclose()
+
+
+async def test_llm_fallback_adapter_answers_through_the_second_endpoint(emulators: ProviderEmulators) -> None:
+    """What the worker builds: a stalled primary is abandoned after attempt_timeout."""
+    adapter = llm.FallbackAdapter(
+        [
+            openai.LLM(model="gpt-4o-mini", base_url=emulators.base_urls["openai"], api_key="emulator"),
+            openai.LLM(model="gpt-4.1-mini", base_url=emulators.env()["LLM_FALLBACK_BASE_URL"], api_key="e"),
+        ],
+        attempt_timeout=1.0,
+    )
+    emulators.script(llm=[{"text": "We open at nine.", "when": "open"}])
+    # An outage, not one bad request: the adapter's recovery probe of the primary stalls too
+    # (a healthy probe would answer, and take the scripted answer, before the fallback).
+    emulators.fault("llm", "stall", count=-1)
+    started = time.perf_counter()
+    assert await _text(adapter.chat(chat_ctx=_ctx("When do you open?"))) == "We open at nine."
+    assert 1.0 <= time.perf_counter() - started < 4.0
+    await adapter.aclose()
