@@ -94,6 +94,7 @@ class CallRecord:
         self._last_replay = 0.0
         self._closed = False
         self._backlog = 0  # records in this call's journal
+        self._degraded = False  # something failed that the caller noticed (see mark_degraded)
         # Phone callers speak their PIN before they are verified: digits in their words are masked.
         self.mask_spoken_pins = meta.is_phone
 
@@ -140,7 +141,12 @@ class CallRecord:
     def event(self, kind: str, **detail: Any) -> None:
         self._op("event", kind=kind, detail=_scrub(detail, self._redact), occurred_at=_now())
 
+    def mark_degraded(self) -> None:
+        """The call could not be served as it should (e.g. every provider of a kind failed)."""
+        self._degraded = True
+
     def complete(self, end_reason: str, *, status: str = "completed", degraded: bool = False) -> None:
+        degraded = degraded or self._degraded
         self._op("complete", end_reason=end_reason, status=status, degraded=degraded, ended_at=_now())
 
     def recording(self, path: str, duration_s: float) -> None:

@@ -25,6 +25,7 @@ from agent.caller import Caller, load_caller
 from agent.journal_replayer import run_replayer
 from agent.outbound import dial, participant_identity
 from agent.phone import decide, phone_party
+from agent.provider_outage import ProviderOutage
 from agent.retrieval import Retrieval
 from agent.settings import AgentSettings
 from agent.summary import summarize
@@ -117,7 +118,7 @@ _background: set[asyncio.Task[None]] = set()
 
 def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
     return AgentSession(
-        stt=providers.build_stt(settings),
+        stt=providers.build_stt(settings, vad=ctx.proc.userdata["vad"]),
         llm=providers.build_llm(settings),
         # An unverified phone caller does not get the account's voice: it would tell them whose it is.
         tts=providers.build_tts(
@@ -135,6 +136,7 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
             "preemptive_generation": {"enabled": True},
         },
         user_away_timeout=settings.silence_reprompt_seconds,
+        conn_options=providers.build_connect_options(settings),
     )
 
 
@@ -180,6 +182,10 @@ async def entrypoint(ctx: JobContext) -> None:
         purpose=meta.purpose if meta else None,
     )
     ctx.room.on("sip_dtmf_received", control.on_dtmf)
+    # Every provider of a kind down: a recorded apology, a person or a call back, a degraded record.
+    ProviderOutage(
+        session, control, record, can_transfer=party is not None and settings.transfer_uri is not None
+    )
     end_reason = "worker_shutdown"
 
     @session.on("close")
