@@ -16,7 +16,16 @@ import contextlib
 import logging
 from typing import Any
 
-from livekit.agents import AgentSession, ErrorEvent, llm, stt, tts
+from livekit.agents import (
+    AgentSession,
+    ConversationItemAddedEvent,
+    ErrorEvent,
+    UserInputTranscribedEvent,
+    llm,
+    stt,
+    tts,
+)
+from livekit.agents.llm import ChatMessage
 
 import prompts
 from agent import metrics
@@ -44,7 +53,10 @@ class ProviderOutage:
         self._record = record
         self._can_transfer = can_transfer
         self.kind_down: str | None = None  # set once: the first kind that went down ends the call
+        self._unanswered: list[str] = []  # the caller's final transcripts not yet in the conversation
         session.on("error", self._on_error)
+        session.on("user_input_transcribed", self._on_transcript)
+        session.on("conversation_item_added", self._on_item)
         for kind, adapter in (("stt", session.stt), ("llm", session.llm), ("tts", session.tts)):
             if isinstance(adapter, _ADAPTERS[kind]):
                 providers = _providers(adapter, kind)
@@ -56,6 +68,14 @@ class ProviderOutage:
     def _event(self, name: str, **detail: object) -> None:
         if self._record is not None:
             self._record.event(name, **detail)
+
+    def _on_transcript(self, ev: UserInputTranscribedEvent) -> None:
+        if ev.is_final and ev.transcript.strip():
+            self._unanswered.append(ev.transcript.strip())
+
+    def _on_item(self, ev: ConversationItemAddedEvent) -> None:
+        if isinstance(ev.item, ChatMessage) and ev.item.role == "user":
+            self._unanswered.clear()
 
     def _on_availability(self, kind: str, providers: list[Any], ev: Any) -> None:
         """A provider failed (the next one serves) or came back. Runs inside the adapter's
@@ -86,14 +106,16 @@ class ProviderOutage:
         self._event("provider_outage", service=kind, error=type(ev.error.error).__name__)
         if self._record is not None:
             self._record.mark_degraded()
+            if self._unanswered:  # the question no reply could be made to belongs in the record
+                self._record.unanswered(" ".join(self._unanswered))
+                self._unanswered.clear()
         self._control.spawn(self._apologise(kind), "provider-outage")
 
     async def _apologise(self, kind: str) -> None:
         transfer = self._can_transfer
         name = "outage_transfer" if transfer else "outage_callback"
-        # Whatever the agent was saying or about to say goes: it depends on the provider that is down.
-        with contextlib.suppress(RuntimeError):
-            self._session.interrupt(force=True)
+        # Queued behind the reply that failed (not interrupting it): that reply's scheduling is
+        # what stores the caller's last words in the record.
         handle = self._session.say(prompts.line(name), audio=recorded.frames(name), allow_interruptions=False)
         with contextlib.suppress(TimeoutError, RuntimeError):
             await asyncio.wait_for(handle.wait_for_playout(), PLAYOUT_LIMIT_S)

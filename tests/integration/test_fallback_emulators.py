@@ -4,15 +4,19 @@ OpenAI-compatible LLM (``/fallback/v1``), each with its own fault key."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 
+import aiohttp
+import httpx
 import numpy as np
 import pytest
 from livekit import rtc
 from livekit.agents import APIConnectOptions, APIError, APIStatusError, llm
-from livekit.plugins import openai
+from livekit.agents import stt as agents_stt
+from livekit.plugins import deepgram, openai
 
 from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
 
@@ -207,3 +211,59 @@ async def test_llm_fallback_adapter_answers_through_the_second_endpoint(emulator
     assert await _text(adapter.chat(chat_ctx=_ctx("When do you open?"))) == "We open at nine."
     assert 1.0 <= time.perf_counter() - started < 4.0
     await adapter.aclose()
+
+
+# Deepgram faults on a live socket ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["disconnect", "stall"])
+async def test_deepgram_fault_set_on_a_live_socket_strikes_mid_utterance(
+    emulators: ProviderEmulators, kind: str
+) -> None:
+    """What the fault tests need: a fault set mid-call hits the next utterance, not the handshake."""
+    emulators.script(stt=["Please call me back."])
+    async with aiohttp.ClientSession() as http:
+        dg = deepgram.STT(base_url=emulators.base_urls["deepgram"], api_key="emulator", http_session=http)
+        stream = dg.stream(conn_options=NO_RETRY)
+        speech = _speech("Please call me back")
+        step = 160
+        silence = rtc.AudioFrame(bytes(step * 2), 16000, 1, step)
+        for _ in range(50):  # half a second of silence: the socket is up
+            stream.push_frame(silence)
+        await asyncio.sleep(0.5)
+        emulators.fault("stt", kind)
+        pcm = bytes(speech.data)
+
+        async def feed() -> None:
+            for i in range(0, len(pcm), step * 2 * 10):
+                stream.push_frame(
+                    rtc.AudioFrame(pcm[i : i + step * 20], 16000, 1, len(pcm[i : i + step * 20]) // 2)
+                )
+                await asyncio.sleep(0.1)
+            for _ in range(100):
+                stream.push_frame(silence)
+
+        feeder = asyncio.create_task(feed())
+        finals: list[str] = []
+
+        async def read() -> None:
+            async for ev in stream:
+                if ev.type == agents_stt.SpeechEventType.FINAL_TRANSCRIPT:
+                    finals.append(ev.alternatives[0].text)
+
+        reader = asyncio.create_task(read())
+        await asyncio.wait([reader], timeout=6)
+        feeder.cancel()
+        reader.cancel()
+        await stream.aclose()
+    log = emulators.log("stt")
+    assert [e["event"] for e in log][:2] == ["connect", kind], log
+    assert finals == []  # the utterance never came back on the faulted socket
+    # ... and its transcript went back to the script for whoever transcribes next.
+    async with httpx.AsyncClient(base_url=emulators.url, timeout=5) as client:
+        for _ in range(20):
+            state = (await client.get("/_emulator/state")).json()
+            if state["stt_script"]:
+                break
+            await asyncio.sleep(0.25)
+    assert state["stt_script"] == ["Please call me back."]
