@@ -45,15 +45,24 @@ _ADAPTERS: dict[str, type[Any]] = {
 
 class ProviderOutage:
     def __init__(
-        self, session: AgentSession, control: CallControl, record: CallRecord | None, *, can_transfer: bool
+        self,
+        session: AgentSession,
+        control: CallControl,
+        record: CallRecord | None,
+        *,
+        can_transfer: bool,
+        stt_rounds: int,
     ) -> None:
-        """``can_transfer``: a phone caller with HUMAN_TRANSFER_TO set, who can be handed over."""
+        """``can_transfer``: a phone caller with HUMAN_TRANSFER_TO set, who can be handed over.
+        ``stt_rounds``: failed rounds over every STT provider that make speech to text down."""
         self._session = session
         self._control = control
         self._record = record
         self._can_transfer = can_transfer
         self.kind_down: str | None = None  # set once: the first kind that went down ends the call
         self._unanswered: list[str] = []  # the caller's final transcripts not yet in the conversation
+        self._stt_rounds = stt_rounds
+        self._stt_failed_rounds = 0
         session.on("error", self._on_error)
         session.on("user_input_transcribed", self._on_transcript)
         session.on("conversation_item_added", self._on_item)
@@ -70,6 +79,7 @@ class ProviderOutage:
             self._record.event(name, **detail)
 
     def _on_transcript(self, ev: UserInputTranscribedEvent) -> None:
+        self._stt_failed_rounds = 0
         if ev.is_final and ev.transcript.strip():
             self._unanswered.append(ev.transcript.strip())
 
@@ -98,8 +108,17 @@ class ProviderOutage:
 
     def _on_error(self, ev: ErrorEvent) -> None:
         kind = _KINDS.get(getattr(ev.error, "type", ""))
-        if kind is None or ev.error.recoverable or self.kind_down is not None or self._control.ending:
+        if kind is None or self.kind_down is not None or self._control.ending:
             return
+        if ev.error.recoverable:
+            # A round over every STT provider fails only once the caller spoke (the OpenAI STT
+            # waits for an utterance), which restarts LiveKit's retry budget each time: count
+            # the failed rounds here, so a caller nobody can hear is told after a bounded time.
+            if kind != "stt":
+                return
+            self._stt_failed_rounds += 1
+            if self._stt_failed_rounds < self._stt_rounds:
+                return
         self.kind_down = kind
         metrics.provider_error(f"all_{kind}", "outage")
         logger.error("every %s provider failed: apologising and ending the call", kind)

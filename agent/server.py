@@ -183,8 +183,9 @@ async def entrypoint(ctx: JobContext) -> None:
     )
     ctx.room.on("sip_dtmf_received", control.on_dtmf)
     # Every provider of a kind down: a recorded apology, a person or a call back, a degraded record.
+    can_transfer = party is not None and settings.transfer_uri is not None
     ProviderOutage(
-        session, control, record, can_transfer=party is not None and settings.transfer_uri is not None
+        session, control, record, can_transfer=can_transfer, stt_rounds=settings.provider_max_retries + 1
     )
     end_reason = "worker_shutdown"
 
