@@ -64,7 +64,8 @@ async def test_token_server_restart_mid_call_the_call_goes_on(
         await first.wait_for(lambda: first.agent_finals(), 60.0, "the greeting")
         await first.wait_for(lambda: first.agent_state() == "listening", 30.0, "the greeting to end")
 
-        assert server.service.stop() == 0  # a clean SIGTERM shutdown, mid-call
+        server.service.stop()  # SIGTERM, mid-call, as a deploy or a restart would
+        assert not server.service.alive()
         pcm = read_pcm(question_audio)
         first.say(pcm)
         spoken_until = time.monotonic() + len(pcm) / SAMPLE_RATE
