@@ -11,6 +11,7 @@ from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import deepgram, elevenlabs, openai, silero
 
 from agent.settings import AgentSettings
+from agent.stt_stall_guard import StallGuard
 
 
 def load_vad() -> silero.VAD:
@@ -24,6 +25,11 @@ def build_stt(settings: AgentSettings, vad: VAD) -> stt.STT:
     better bet than a retry. OpenAI transcribes whole utterances, cut by ``vad``."""
     builders = {"deepgram": _deepgram_stt, "openai": _openai_stt}
     providers = [builders[name](settings) for name in settings.stt_providers]
+    # A live socket that goes quiet raises nothing: the guard turns silence into a timeout.
+    providers = [
+        StallGuard(p, timeout=settings.stt_timeout_seconds) if p.capabilities.streaming else p
+        for p in providers
+    ]
     return stt.FallbackAdapter(
         providers,
         vad=vad,

@@ -14,10 +14,11 @@ import httpx
 import numpy as np
 import pytest
 from livekit import rtc
-from livekit.agents import APIConnectOptions, APIError, APIStatusError, llm
+from livekit.agents import APIConnectOptions, APIError, APIStatusError, APITimeoutError, llm
 from livekit.agents import stt as agents_stt
 from livekit.plugins import deepgram, openai
 
+from agent.stt_stall_guard import StallGuard
 from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
 
 NO_RETRY = APIConnectOptions(max_retry=0, timeout=5)
@@ -267,3 +268,29 @@ async def test_deepgram_fault_set_on_a_live_socket_strikes_mid_utterance(
                 break
             await asyncio.sleep(0.25)
     assert state["stt_script"] == ["Please call me back."]
+
+
+async def test_stall_guard_turns_a_quiet_socket_into_a_timeout(emulators: ProviderEmulators) -> None:
+    """The worker wraps Deepgram in StallGuard: a socket that answers nothing while the caller
+    speaks fails within the timeout, so the fallback adapter can move on."""
+    emulators.script(stt=["Please call me back."])
+    async with aiohttp.ClientSession() as http:
+        dg = deepgram.STT(base_url=emulators.base_urls["deepgram"], api_key="emulator", http_session=http)
+        stream = StallGuard(dg, timeout=1.0).stream(conn_options=NO_RETRY)
+        emulators.fault("stt", "stall")
+        pcm = bytes(_speech("Please call me back, I will be at home all afternoon").data)
+
+        async def feed() -> None:
+            for i in range(0, len(pcm), 3200):
+                stream.push_frame(rtc.AudioFrame(pcm[i : i + 3200], 16000, 1, len(pcm[i : i + 3200]) // 2))
+                await asyncio.sleep(0.1)
+
+        feeder = asyncio.create_task(feed())
+        started = time.perf_counter()
+        with pytest.raises(APITimeoutError):
+            async for _ in stream:
+                pass
+        assert time.perf_counter() - started < 4.0
+        feeder.cancel()
+        await stream.aclose()
+    assert [e["event"] for e in emulators.log("stt")][:2] == ["connect", "stall"]
