@@ -131,7 +131,7 @@ async def test_provider_fault_is_survived_by_the_fallback(
             spoken_until = _ask(caller, question_audio)
         if provider == "stt" and kind == "stall":
             # The stalled socket is abandoned STT_TIMEOUT_SECONDS into the question and what it
-            # was sent is lost: unanswered (the agent asks if they are still there), the caller
+            # was sent is lost: unanswered, the caller
             # says it again. The gap is that of the second time.
             try:
                 await caller.wait_for(
