@@ -94,6 +94,8 @@ class CallRecord:
         self._last_replay = 0.0
         self._closed = False
         self._backlog = 0  # records in this call's journal
+        self._degraded = False  # something failed that the caller noticed (see mark_degraded)
+        self._stored_unanswered: str | None = None  # see unanswered()
         # Phone callers speak their PIN before they are verified: digits in their words are masked.
         self.mask_spoken_pins = meta.is_phone
 
@@ -140,7 +142,12 @@ class CallRecord:
     def event(self, kind: str, **detail: Any) -> None:
         self._op("event", kind=kind, detail=_scrub(detail, self._redact), occurred_at=_now())
 
+    def mark_degraded(self) -> None:
+        """The call could not be served as it should (e.g. every provider of a kind failed)."""
+        self._degraded = True
+
     def complete(self, end_reason: str, *, status: str = "completed", degraded: bool = False) -> None:
+        degraded = degraded or self._degraded
         self._op("complete", end_reason=end_reason, status=status, degraded=degraded, ended_at=_now())
 
     def recording(self, path: str, duration_s: float) -> None:
@@ -157,10 +164,21 @@ class CallRecord:
             profile_id=str(profile_id) if profile_id else None,
         )
 
+    def unanswered(self, text: str) -> None:
+        """Store what the caller said that no reply could be made to (every LLM or TTS down):
+        LiveKit adds the caller's words to the conversation only with a reply under way. Should
+        it add them after all, they are not stored twice."""
+        self._on_item(ConversationItemAddedEvent(item=ChatMessage(role="user", content=[text])))
+        self._stored_unanswered = text
+
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
         if not isinstance(item, ChatMessage) or item.role not in ("user", "assistant"):
             return
+        if item.role == "user" and self._stored_unanswered is not None:
+            if (item.text_content or "") == self._stored_unanswered:  # LiveKit's late copy
+                self._stored_unanswered = None
+                return
         m = item.metrics or {}
         latency = {
             stored: round(float(m[key]) * 1000, 1) for key, stored in _LATENCY_KEYS.items() if m.get(key)

@@ -140,7 +140,7 @@ class GreetingCache:
             )
 
     async def _synthesize(self, http: aiohttp.ClientSession, voice: str, text: str) -> None:
-        engine = providers.build_tts(self._settings, voice_id=voice, http_session=http)
+        engine = providers.elevenlabs_tts(self._settings, voice_id=voice, http_session=http)
         try:
             async with engine.synthesize(text) as stream:
                 frames = [ev.frame async for ev in stream]

@@ -47,13 +47,16 @@ async def run_replayer(
 ) -> None:
     """Replay journals, then close calls whose agent died with them (see agent/janitor.py)."""
     pool = await open_pool(database_url, min_size=0, max_size=2, wait=False)
+    gone_since: dict[str, float] = {}  # calls whose room the janitor found missing, since when
     try:
         while True:
             try:
                 if journals(directory):
                     await replay_journals(pool, directory)
                 metrics.set_journal_backlog(backlog(directory))
-                await close_orphaned_calls(pool, livekit, pending={p.stem for p in journals(directory)})
+                await close_orphaned_calls(
+                    pool, livekit, pending={p.stem for p in journals(directory)}, gone_since=gone_since
+                )
             except Exception as exc:  # noqa: BLE001 - database or LiveKit away: next round
                 logger.info("journal replayer round skipped: %s", exc)
             await asyncio.sleep(interval_s)

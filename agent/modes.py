@@ -32,12 +32,13 @@ logger = logging.getLogger("voicedesk.agent")
 STALL_SECONDS = 4.0
 
 
-def realtime_options(settings: AgentSettings, voice: Any) -> dict[str, Any]:
-    """Agent options for realtime mode. ``voice`` is the ElevenLabs TTS, or None for the model's voice."""
+def realtime_options(settings: AgentSettings, pipeline_tts: Any) -> dict[str, Any]:
+    """Agent options for realtime mode: the model's own voice, or the pipeline's TTS speaking
+    the model's text when ElevenLabs is configured."""
     return {
         "llm": providers.build_realtime(settings),
         "stt": None,  # the model transcribes the caller itself
-        "tts": voice,
+        "tts": pipeline_tts if settings.elevenlabs_api_key else None,
         # The model's server-side turn detection; a client-side detector would switch it off.
         "turn_handling": {"turn_detection": "realtime_llm"},
     }

@@ -30,6 +30,7 @@ from agent.greeting_cache import GreetingCache, greeting_audio
 from agent.journal_replayer import run_replayer
 from agent.outbound import dial, participant_identity
 from agent.phone import decide, phone_party
+from agent.provider_outage import ProviderOutage
 from agent.retrieval import Retrieval
 from agent.settings import AgentSettings
 from agent.summary import summarize
@@ -144,11 +145,9 @@ def _voice_of(caller: Caller) -> str | None:
 def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
     """The pipeline's models: all of pipeline mode, and realtime mode's fallback (agent/modes.py)."""
     return AgentSession(
-        stt=providers.build_stt(settings),
+        stt=providers.build_stt(settings, vad=ctx.proc.userdata["vad"]),
         llm=providers.build_llm(settings),
-        tts=providers.build_tts(settings, voice_id=_voice_of(caller))
-        if settings.elevenlabs_api_key
-        else None,
+        tts=providers.build_tts(settings, voice_id=_voice_of(caller)),
         vad=ctx.proc.userdata["vad"],
         turn_handling={
             "turn_detection": providers.build_turn_detector(),
@@ -167,6 +166,7 @@ def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
             "preemptive_generation": {"enabled": True},
         },
         user_away_timeout=settings.silence_reprompt_seconds,
+        conn_options=providers.build_connect_options(settings),
     )
 
 
@@ -216,6 +216,11 @@ async def entrypoint(ctx: JobContext) -> None:
         purpose=meta.purpose if meta else None,
     )
     ctx.room.on("sip_dtmf_received", control.on_dtmf)
+    # Every provider of a kind down: a recorded apology, a person or a call back, a degraded record.
+    can_transfer = party is not None and settings.transfer_uri is not None
+    ProviderOutage(
+        session, control, record, can_transfer=can_transfer, stt_rounds=settings.provider_max_retries + 1
+    )
     end_reason = "worker_shutdown"
 
     @session.on("close")

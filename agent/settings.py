@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 import prompts
 from agent.guardrails import Guardrails
-from voicedesk.config import CommaList
+from voicedesk.config import CommaList, split_commas
+
+# An ordered provider list written as ``a,b`` in the environment: the first one serves, the next
+# ones take over when it fails.
+SttProviders = Annotated[list[Literal["deepgram", "openai"]], NoDecode, BeforeValidator(split_commas)]
+TtsProviders = Annotated[list[Literal["elevenlabs", "openai"]], NoDecode, BeforeValidator(split_commas)]
 
 # The token server's default VOICE_CHOICES (ElevenLabs premade: Rachel, Bella, Antoni, Adam).
 DEFAULT_GREETING_VOICES = (
@@ -339,6 +352,116 @@ class AgentSettings(BaseSettings):
         "timeout.",
         examples=[1900],
     )
+
+    # provider fallbacks and faults -------------------------------------------------------------
+    stt_providers: SttProviders = Field(
+        default=["deepgram", "openai"],
+        min_length=1,
+        description="Speech-to-text providers in the order they are tried (comma-separated). "
+        "`openai` uses OPENAI_API_KEY/OPENAI_BASE_URL and transcribes each utterance after the VAD.",
+        examples=["deepgram,openai"],
+    )
+    tts_providers: TtsProviders = Field(
+        default=["elevenlabs", "openai"],
+        min_length=1,
+        description="Text-to-speech providers in the order they are tried (comma-separated). "
+        "`openai` uses OPENAI_API_KEY/OPENAI_BASE_URL.",
+        examples=["elevenlabs,openai"],
+    )
+    openai_stt_model: str = Field(
+        default="gpt-4o-mini-transcribe",
+        min_length=1,
+        description="OpenAI transcription model (STT_PROVIDERS entry `openai`).",
+        examples=["gpt-4o-mini-transcribe"],
+    )
+    openai_tts_model: str = Field(
+        default="gpt-4o-mini-tts",
+        min_length=1,
+        description="OpenAI speech model (TTS_PROVIDERS entry `openai`).",
+        examples=["gpt-4o-mini-tts"],
+    )
+    openai_tts_voice: str = Field(
+        default="ash", min_length=1, description="OpenAI TTS voice.", examples=["ash"]
+    )
+    llm_fallback_base_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="Second OpenAI-compatible LLM endpoint, used when the first fails. Unset (and "
+        "LLM_FALLBACK_MODEL unset): no LLM fallback.",
+        examples=["https://my-vllm.internal/v1"],
+    )
+    llm_fallback_api_key: SecretStr | None = Field(
+        default=None,
+        description="API key of the fallback LLM endpoint. Unset: OPENAI_API_KEY.",
+        examples=["sk-..."],
+    )
+    llm_fallback_model: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Model of the fallback LLM. Unset: LLM_MODEL.",
+        examples=["gpt-4.1-mini"],
+    )
+    stt_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="A speech-to-text provider that has not connected (or, after the caller stopped "
+        "speaking, not transcribed) within this is abandoned for the next one.",
+        examples=[2.0],
+    )
+    llm_timeout_seconds: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="An LLM that sends nothing for this long (first token or mid-answer) is "
+        "abandoned for the next one.",
+        examples=[3.0],
+    )
+    tts_timeout_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=30,
+        description="A text-to-speech provider that sends no audio for this long is abandoned "
+        "for the next one.",
+        examples=[2.0],
+    )
+    provider_max_retries: int = Field(
+        default=1,
+        ge=0,
+        le=5,
+        description="Times the whole provider list of a kind is tried again after every provider "
+        "in it failed, before the caller hears the apology.",
+        examples=[1],
+    )
+    provider_retry_interval_seconds: float = Field(
+        default=0.5,
+        ge=0,
+        le=10,
+        description="Pause before such a second round (the first is retried after 0.1 s).",
+        examples=[0.5],
+    )
+
+    @field_validator("stt_providers", "tts_providers")
+    @classmethod
+    def _no_repeats(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError(f"a provider is listed twice: {','.join(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _fallback_llm_differs(self) -> AgentSettings:
+        same_url = (self.llm_fallback_base_url or self.openai_base_url) == self.openai_base_url
+        same_model = (self.llm_fallback_model or self.llm_model) == self.llm_model
+        if (self.llm_fallback_base_url or self.llm_fallback_model) and same_url and same_model:
+            raise ValueError(
+                "LLM_FALLBACK_BASE_URL/LLM_FALLBACK_MODEL name the primary LLM itself; "
+                "set a different endpoint or model (or neither)"
+            )
+        return self
+
+    @property
+    def has_llm_fallback(self) -> bool:
+        return bool(self.llm_fallback_base_url or self.llm_fallback_model)
 
     @property
     def transfer_uri(self) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from livekit import api
 
 from tests.support.agent_worker import start_worker
-from tests.support.audio import read_pcm, synthesize
+from tests.support.audio import SAMPLE_RATE, read_pcm, synthesize
 from tests.support.postgres_control import start_postgres, stop_postgres
 from tests.support.rtc_caller import Caller
 from tests.support.web_call import join_call, stored_call, stored_turns
@@ -39,12 +40,19 @@ def _script(provider_emulators) -> None:
     )
 
 
-async def _converse(caller: Caller, audio: list[Path]) -> None:
+async def _converse(caller: Caller, audio: list[Path]) -> list[float]:
+    """Ask each question; the gaps from the end of the caller's speech to the agent's first audio."""
+    gaps = []
     for wav, answer in zip(audio, ANSWERS, strict=True):
         await caller.wait_for(lambda: caller.agent_state() == "listening", 30.0, "the agent to listen")
-        caller.say(read_pcm(wav))
+        pcm = read_pcm(wav)
+        caller.say(pcm)
+        spoken_until = time.monotonic() + len(pcm) / SAMPLE_RATE
         await caller.wait_for(lambda a=answer: a in caller.agent_finals(), 40.0, f"the answer {answer!r}")
+        await caller.wait_for(lambda t=spoken_until: caller.heard_since(t), 15.0, "the answer's audio")
+        gaps.append(next(t for t in caller.loud_frames if t >= spoken_until) - spoken_until)
     await caller.wait_for(lambda: caller.agent_state() == "listening", 30.0, "the last answer to end")
+    return gaps
 
 
 async def _until(condition: Callable[[], bool], within: float) -> None:
@@ -83,7 +91,9 @@ async def test_postgres_stopped_mid_call_every_turn_stored_exactly_once(
         await stored_call(database_url, room, ready=lambda row: row["status"] == "in_progress")
         stop_postgres()
         try:
-            await _converse(caller, audio)  # the caller notices nothing
+            gaps = await _converse(caller, audio)  # the caller notices nothing
+            heard = [round(g * 1000) for g in gaps]
+            print(f"\nPostgres down: end of caller's speech -> first agent audio {heard} ms")
         finally:
             start_postgres(database_url)
         await asyncio.sleep(3)  # the writer replays its journal within a couple of seconds

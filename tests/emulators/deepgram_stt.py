@@ -30,6 +30,7 @@ from .state import EmulatorState
 
 MODEL_UUID = "00000000-0000-4000-8000-00000000e3a1"
 CONFIDENCE = 0.98
+MID_UTTERANCE_S = 0.5  # a "disconnect" fault cuts the socket this far into an utterance
 
 
 def _flag(query: Any, name: str, default: bool) -> bool:
@@ -236,7 +237,9 @@ class DeepgramEmulator:
     async def listen(self, request: web.Request) -> web.StreamResponse:
         if (denied := _unauthorized(request)) is not None:
             return denied
-        fault = self.state.take_fault("stt")
+        # A refused handshake is decided here; a stall or a drop hits the next utterance spoken
+        # on a live socket, so a test can set it mid-call and have it strike mid-utterance.
+        fault = self.state.take_fault("stt", kinds=("http_500",))
         request_id = str(uuid.uuid4())
         self.state.record("stt", "connect", params=dict(request.query), fault=fault, request_id=request_id)
         if fault == "http_500":
@@ -245,14 +248,22 @@ class DeepgramEmulator:
         ws.headers["dg-request-id"] = request_id
         await ws.prepare(request)
         session = ListenSession(self.state, ws, request.query, request_id)
-        audio_seen = 0.0
         async for msg in ws:
             if fault == "stall":
-                continue
+                continue  # the socket stays open and hears everything, and answers nothing
             if msg.type == WSMsgType.BINARY:
+                before = session.current
                 await session.on_audio(msg.data)
-                audio_seen += len(msg.data) / (2 * session.channels * session.sample_rate)
-                if fault == "disconnect" and (session.current is not None or audio_seen > 2.0):
+                utt = session.current
+                if utt is not None and utt is not before and fault is None:
+                    fault = self.state.take_fault("stt", kinds=("stall", "disconnect"))
+                    if fault == "stall":
+                        self.state.record("stt", "stall", request_id=request_id)
+                if (
+                    fault == "disconnect"
+                    and utt is not None
+                    and session.endpointer.time - utt.start >= MID_UTTERANCE_S
+                ):
                     self.state.record("stt", "disconnect", request_id=request_id)
                     faults.drop(request)
                     break

@@ -98,10 +98,20 @@ def _tool_calls(item: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class OpenAIEmulator:
-    def __init__(self, state: EmulatorState) -> None:
+    """``provider`` names the fault/latency/log key; ``prefix`` mounts a second, independent
+    OpenAI-compatible endpoint (the fallback LLM: ``/fallback/v1``, key ``llm_fallback``)."""
+
+    def __init__(self, state: EmulatorState, *, provider: str = "llm", prefix: str = "") -> None:
         self.state = state
+        self.provider = provider
+        self.prefix = prefix
 
     def routes(self) -> list[web.RouteDef]:
+        if self.prefix:
+            return [
+                web.post(f"{self.prefix}/v1/chat/completions", self.chat_completions),
+                web.get(f"{self.prefix}/v1/models", self.models),
+            ]
         return [
             web.post("/v1/chat/completions", self.chat_completions),
             web.post("/v1/embeddings", self.embeddings),
@@ -122,12 +132,15 @@ class OpenAIEmulator:
         messages: list[dict[str, Any]] = body.get("messages") or []
         tools = [t.get("function", {}).get("name") for t in body.get("tools") or []]
         user_text = last_user_text(messages)
-        item = self.state.next_llm_item(user_text) or {"text": default_answer(messages)}
+        fault = self.state.take_fault(self.provider)
+        # A faulted request leaves its scripted answer for the retry or the fallback LLM.
+        item = self.state.next_llm_item(user_text, consume=fault is None) or {
+            "text": default_answer(messages)
+        }
         if item.get("answer_from_tool"):
             item = {"text": answer_from_tool(messages)}
-        fault = self.state.take_fault("llm")
         self.state.record(
-            "llm",
+            self.provider,
             "request",
             model=body.get("model"),
             stream=bool(body.get("stream")),
@@ -140,7 +153,7 @@ class OpenAIEmulator:
         )
         if fault == "http_500":
             return _openai_error(500, "The server had an error while processing your request.")
-        latency = self.state.latency["llm"]
+        latency = self.state.latency[self.provider]
         if latency.first_ms:
             await asyncio.sleep(latency.first_ms / 1000)
         completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
@@ -231,7 +244,7 @@ class OpenAIEmulator:
     ) -> None:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         created = int(time.time())
-        rate = self.state.latency["llm"].rate
+        rate = self.state.latency[self.provider].rate
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             c: dict[str, Any] = {

@@ -7,6 +7,9 @@ Control API (all JSON):
   POST /_emulator/latency   {"provider": "llm", "first_ms": 375, "rate": 40} or
                             {"stt": {"first_ms": 350, "silence_ms": 300}, "tts": {...}}
   POST /_emulator/fault     {"provider": "llm", "kind": "http_500"|"stall"|"disconnect", "count": 1}
+                            providers: stt, llm, tts, embeddings, realtime and the fallbacks
+                            openai_stt (/v1/audio/transcriptions), openai_tts (/v1/audio/speech),
+                            llm_fallback (/fallback/v1/chat/completions)
   GET  /_emulator/log       {"entries": [...]}; ?provider=llm filters
   GET  /_emulator/state     scripts left, latencies, faults
   GET  /_emulator/health    readiness
@@ -23,6 +26,7 @@ from aiohttp import web
 from .deepgram_stt import DeepgramEmulator
 from .elevenlabs_tts import ElevenLabsEmulator
 from .openai_api import OpenAIEmulator
+from .openai_audio import OpenAIAudioEmulator
 from .openai_realtime import RealtimeEmulator
 from .state import EmulatorState
 
@@ -111,6 +115,8 @@ def build_app(state: EmulatorState | None = None) -> web.Application:
     for part in (
         ControlAPI(state),
         OpenAIEmulator(state),
+        OpenAIEmulator(state, provider="llm_fallback", prefix="/fallback"),
+        OpenAIAudioEmulator(state),
         DeepgramEmulator(state),
         ElevenLabsEmulator(state),
         RealtimeEmulator(state),

@@ -13,7 +13,9 @@ from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-PROVIDERS = ("stt", "llm", "tts", "embeddings", "realtime")
+# "openai_stt", "openai_tts" and "llm_fallback" are the fallback providers: their own faults and
+# latencies, so a test can fail a primary while its fallback answers.
+PROVIDERS = ("stt", "llm", "tts", "embeddings", "realtime", "openai_stt", "openai_tts", "llm_fallback")
 FAULT_KINDS = ("http_500", "stall", "disconnect")
 LOG_LIMIT = 2000  # bounded: benchmarks run long calls
 
@@ -75,17 +77,18 @@ class EmulatorState:
             return self.stt_script.popleft(), True
         return self.stt_default, False
 
-    def next_llm_item(self, last_user_text: str) -> dict[str, Any] | None:
+    def next_llm_item(self, last_user_text: str, *, consume: bool = True) -> dict[str, Any] | None:
         """First scripted answer whose optional ``when`` occurs in the last user message.
 
         ``when`` lets a test pin an answer to a question, so a side request (a summary, a
         cancelled preemptive generation) cannot eat the answer meant for the conversation.
+        ``consume=False`` (a faulted request) leaves it for the retry or the fallback LLM.
         """
         haystack = last_user_text.lower()
         for i, item in enumerate(self.llm_script):
             when = item.get("when")
             if when is None or str(when).lower() in haystack:
-                return self.llm_script.pop(i)
+                return self.llm_script.pop(i) if consume else dict(item)
         return None
 
     # latency and faults --------------------------------------------------------------------

@@ -50,6 +50,12 @@ class ProviderEmulators:
             "ELEVENLABS_BASE_URL": urls["elevenlabs"],
             "ELEVENLABS_API_KEY": "emulator",
             "ELEVEN_API_KEY": "emulator",
+            # Fallbacks: OpenAI STT and TTS (OPENAI_BASE_URL), a second OpenAI-compatible LLM.
+            "STT_PROVIDERS": "deepgram,openai",
+            "TTS_PROVIDERS": "elevenlabs,openai",
+            "LLM_FALLBACK_BASE_URL": f"{self.url}/fallback/v1",
+            "LLM_FALLBACK_API_KEY": "emulator-fallback",
+            "LLM_FALLBACK_MODEL": "gpt-4.1-mini",
         }
 
     # control API -------------------------------------------------------------------------------
