@@ -8,10 +8,7 @@ what the caller heard (the agent's transcript and audio) and what was stored.
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,7 +16,7 @@ import pytest
 
 import prompts
 from tests.support.audio import read_pcm, synthesize
-from tests.support.processes import REPO_ROOT
+from tests.support.kb_cli import ingest
 from tests.support.rtc_caller import Caller
 from tests.support.web_call import join_call, stored_call, stored_events, stored_turns, summarized
 
@@ -51,15 +48,7 @@ def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def injected_document(database_url: str, provider_emulators) -> None:
     """A help-center page with a prompt injection, ingested with the real CLI."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "voicedesk"), "kb", "ingest", str(KB_DIR)],
-        env={**os.environ, **provider_emulators.env(), "DATABASE_URL": database_url},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    ingest(KB_DIR, database_url, provider_emulators)
 
 
 async def _ask(caller: Caller, wav: Path, expect: str, within: float = 40.0) -> str:

@@ -8,15 +8,12 @@ holds a document's fact only if retrieval found the right document.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.support.audio import read_pcm, synthesize
-from tests.support.processes import REPO_ROOT
+from tests.support.kb_cli import ingest
 from tests.support.rtc_caller import Caller
 from tests.support.web_call import join_call, stored_call, stored_turns, summarized
 
@@ -30,15 +27,7 @@ SUMMARY = "Caller asked what the Pro plan costs and was told twenty-four dollars
 @pytest.fixture(scope="module")
 def knowledge_base(database_url: str, provider_emulators) -> None:
     """Ingest the test documents with the real CLI, embeddings from the OpenAI emulator."""
-    result = subprocess.run(
-        [str(Path(sys.executable).parent / "voicedesk"), "kb", "ingest", str(KB_DIR)],
-        env={**os.environ, **provider_emulators.env(), "DATABASE_URL": database_url},
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
+    ingest(KB_DIR, database_url, provider_emulators)
 
 
 @pytest.fixture(scope="module")
