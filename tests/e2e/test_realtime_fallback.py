@@ -8,6 +8,7 @@ the fallback and every turn.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from tests.support.web_call import join_call, stored_call, stored_events, stored
 
 QUESTION = "Can I change my billing date?"
 ANSWER = "Yes, you can move your billing date once per month in the billing settings."
+GREETING = "How can I help you today"
 FOLLOW_UP = "Is there a fee for that?"
 FOLLOW_UP_ANSWER = "No, changing the billing date is free."
 # From the end of the question to the answer's first audio: STALL_SECONDS (4 s) plus a pipeline
@@ -29,6 +31,14 @@ MAX_GAP_S = 16.0
 def audio(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("fallback-audio")
     return {q: synthesize(q, folder / f"{i}.wav") for i, q in enumerate([QUESTION, FOLLOW_UP])}
+
+
+async def _fallback_stored(database_url: str, room: str, within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    row = await stored_call(database_url, room, ready=lambda _row: True)
+    while not any(e["kind"] == "fallback" for e in await stored_events(database_url, row["id"])):
+        assert time.monotonic() < deadline, "the fallback was never recorded"
+        await asyncio.sleep(0.2)
 
 
 @pytest.mark.parametrize("agent_mode", ["realtime_voice"])
@@ -59,7 +69,18 @@ async def test_a_realtime_fault_is_answered_by_the_pipeline(
         # The greeting is a fixed line spoken by ElevenLabs: it never waits on the model.
         await caller.wait_for(lambda: caller.agent_finals(), 20.0, "the greeting")
         await caller.wait_for(lambda: caller.agent_state() == "listening", 20.0, "the greeting to end")
-        if fault != "http_500":  # the model is up, then fails on the answer
+        if fault == "http_500":
+            # The switch cuts the greeting in progress and the pipeline greets again: like a
+            # person, the caller waits for that greeting to end before asking.
+            await _fallback_stored(database_url, room)
+            switched = time.monotonic()
+            await caller.wait_for(
+                lambda: any(t.final and t.at > switched and GREETING in t.text for t in caller.transcripts),
+                20.0,
+                "the pipeline's greeting",
+            )
+            await caller.wait_for(lambda: caller.agent_state() == "listening", 20.0, "the greeting to end")
+        else:  # the model is up, then fails on the answer
             provider_emulators.fault("realtime", fault)
         pcm = read_pcm(audio[QUESTION])
         caller.say(pcm)
