@@ -12,7 +12,7 @@ import pytest
 
 import prompts
 from agent.greeting_cache import GreetingCache, cached_then_live, fixed_texts
-from agent.providers import build_tts
+from agent.providers import elevenlabs_tts
 from agent.settings import AgentSettings
 from tests.support.provider_emulators import ProviderEmulators
 
@@ -111,7 +111,7 @@ async def test_cached_audio_then_the_live_rest_in_one_stream(
     cached, rest = hit
     provider_emulators.reset()
     async with aiohttp.ClientSession() as http:  # outside a job LiveKit lends no HTTP session
-        engine = build_tts(settings, http_session=http)
+        engine = elevenlabs_tts(settings, http_session=http)
         frames = [f async for f in cached_then_live(cached, rest, engine)]
         await engine.aclose()
     cached_s = len(cached.pcm) / 2 / cached.sample_rate
