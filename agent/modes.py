@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -64,17 +63,17 @@ class RealtimeFallback:
         self._record = record
         self._stall_seconds = stall_seconds
         self._stall_timer: asyncio.TimerHandle | None = None
-        self.active = True  # still in realtime mode
+        self._active = True  # still in realtime mode
         session.on("error", self._on_error)
         session.on("user_input_transcribed", self._on_transcribed)
         session.on("agent_state_changed", self._on_agent_state)
 
     def _on_error(self, ev: ErrorEvent) -> None:
-        if self.active and isinstance(ev.source, llm.RealtimeModel):
+        if self._active and isinstance(ev.source, llm.RealtimeModel):
             self.fall_back(f"{type(ev.error.error).__name__}: {ev.error.error}"[:200])
 
     def _on_transcribed(self, ev: UserInputTranscribedEvent) -> None:
-        if self.active and ev.is_final and ev.transcript.strip():
+        if self._active and ev.is_final and ev.transcript.strip():
             self._cancel_timer()
             loop = asyncio.get_running_loop()
             self._stall_timer = loop.call_later(self._stall_seconds, self.fall_back, "stalled")
@@ -89,9 +88,9 @@ class RealtimeFallback:
             self._stall_timer = None
 
     def fall_back(self, reason: str) -> None:
-        if not self.active:
+        if not self._active:
             return
-        self.active = False
+        self._active = False
         self._cancel_timer()
         # The session's history: a realtime agent's own context lags the transcript.
         history = self._session.history.copy(exclude_instructions=True)
@@ -111,5 +110,5 @@ class RealtimeFallback:
         )
         metrics.provider_error("realtime", "fallback")
         if self._record is not None:
-            self._record.event("fallback", provider="realtime", to="pipeline", reason=reason, at=time.time())
+            self._record.event("fallback", provider="realtime", to="pipeline", reason=reason)
         self._session.update_agent(self._pipeline_agent(history, unanswered, not greeted))
