@@ -7,14 +7,27 @@ so a bad value stops the worker at start-up with a message naming the variable.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import os
 import uuid
 from typing import Any
 
 from livekit import api, rtc
-from livekit.agents import AgentServer, AgentSession, CloseEvent, ErrorEvent, JobContext, JobProcess, room_io
+from livekit.agents import (
+    AgentServer,
+    AgentSession,
+    CloseEvent,
+    ErrorEvent,
+    JobContext,
+    JobProcess,
+    llm,
+    room_io,
+    stt,
+    tts,
+)
 from livekit.agents.utils import http_context
+from livekit.agents.vad import VAD
 from livekit.agents.voice.events import CloseReason
 
 import prompts
@@ -73,8 +86,23 @@ def _redact(text: str) -> str:
     return redact(text) if redaction.redaction_enabled else text
 
 
+# Imported on a call's first use, each blocked the call's event loop for 0.1-0.5 s just as the
+# greeting should play (LiveKit's loop monitor names them): imported in prewarm instead.
+_LAZY_IMPORTS = (
+    "anyio._backends._asyncio",
+    "anyio._core._sockets",
+    "anyio._core._synchronization",
+    "openai.pagination",
+    "openai.resources.audio.transcriptions",
+    "livekit.agents.llm.async_toolset",
+    "numpy.fft",
+)
+
+
 def prewarm(proc: JobProcess) -> None:
     """Runs once per job process before any call: load models off the call's clock."""
+    for module in _LAZY_IMPORTS:
+        importlib.import_module(module)
     if redaction.redaction_enabled:
         install_redaction()  # before this process's log records leave for the worker
     metrics.reap_dead_processes()  # a crashed job must not count as an active call forever
@@ -83,6 +111,9 @@ def prewarm(proc: JobProcess) -> None:
     # LiveKit's HTTP session (TTS, STT) loads the CA bundle once per process: done as the call
     # starts it blocks the event loop (0.2-2 s seen under load) just as the greeting should play.
     http_context._create_ssl_context()
+    # Each client loads the CA bundle as it is built (0.1-0.5 s apiece under load): build the
+    # pipeline's models here, so the call starts with them ready. A process takes one job.
+    proc.userdata["models"] = _build_models(proc.userdata["vad"])
     greetings = GreetingCache(settings)
     if settings.greeting_cache_enabled and settings.elevenlabs_api_key:  # the model's own voice: no cache
         greetings.prewarm(settings.greeting_cache_prewarm_seconds)
@@ -142,12 +173,23 @@ def _voice_of(caller: Caller) -> str | None:
     return caller.settings.voice_id if caller.known and caller.settings else None
 
 
+def _build_models(vad: VAD) -> tuple[stt.STT, llm.LLM, tts.TTS | None]:
+    return (
+        providers.build_stt(settings, vad=vad),
+        providers.build_llm(settings),
+        providers.build_tts(settings),
+    )
+
+
 def _build_session(ctx: JobContext, caller: Caller) -> AgentSession:
     """The pipeline's models: all of pipeline mode, and realtime mode's fallback (agent/modes.py)."""
+    stt_model, llm_model, tts_model = ctx.proc.userdata["models"]
+    if (voice := _voice_of(caller)) and voice != settings.elevenlabs_voice_id:
+        tts_model = providers.build_tts(settings, voice_id=voice)  # the caller chose their own
     return AgentSession(
-        stt=providers.build_stt(settings, vad=ctx.proc.userdata["vad"]),
-        llm=providers.build_llm(settings),
-        tts=providers.build_tts(settings, voice_id=_voice_of(caller)),
+        stt=stt_model,
+        llm=llm_model,
+        tts=tts_model,
         vad=ctx.proc.userdata["vad"],
         turn_handling={
             "turn_detection": providers.build_turn_detector(),
@@ -326,6 +368,10 @@ async def entrypoint(ctx: JobContext) -> None:
         ),
         record=recording.RECORD_AUDIO_ONLY if settings.recording_enabled else False,
     )
+    if not outbound and not await _caller_joined(ctx):
+        control.final_status, control.end_reason = "failed", "caller_never_joined"
+        ctx.shutdown(reason=control.end_reason)
+        return
     if record is not None:
         # No await between these: every participant is recorded as joined exactly once.
         for p in ctx.room.remote_participants.values():
@@ -343,6 +389,18 @@ async def entrypoint(ctx: JobContext) -> None:
             return
         agent.open_call()  # the callee hears us first
     control.watch()  # silence and length count from the answer, not while it rings
+
+
+async def _caller_joined(ctx: JobContext) -> bool:
+    """Dispatched as the token was minted, the agent is often in the room before the caller."""
+    try:
+        await asyncio.wait_for(
+            ctx.wait_for_participant(kind=_PARTICIPANT_KINDS), settings.caller_join_timeout_seconds
+        )
+    except TimeoutError:
+        logger.warning("the caller did not join within %ss", settings.caller_join_timeout_seconds)
+        return False
+    return True
 
 
 async def _dial_out(ctx: JobContext, number: str, control: CallControl, record: CallRecord | None) -> bool:
@@ -394,7 +452,7 @@ async def _finish_record(
         else:
             if stored is not None:
                 record.recording(*stored)
-    if status in ("no_answer", "busy"):  # nobody to summarise
+    if status in ("no_answer", "busy") or end_reason == "caller_never_joined":  # nobody to summarise
         await record.close()
         return
     summary, outcome = await summarize(session.llm, session.history)  # type: ignore[arg-type]

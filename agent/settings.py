@@ -187,6 +187,14 @@ class AgentSettings(BaseSettings):
         description="Seconds of silence from both sides before the agent asks if the caller is there.",
         examples=[4.0],
     )
+    caller_join_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds the agent waits in a call's room for the caller, who may not have joined "
+        "yet (the token server dispatches the agent as it mints the token); then the call is "
+        "stored failed, end_reason caller_never_joined.",
+        examples=[60.0],
+    )
     silence_max_reprompts: int = Field(
         default=2, ge=0, description="Re-prompts before a silent call is ended politely.", examples=[2]
     )

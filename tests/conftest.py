@@ -97,6 +97,8 @@ def worker_env(
         "HUMAN_TRANSFER_TO": human_phone.sip_uri,
         "OUTBOUND_RINGING_SECONDS": "8",
         "GREETING_CACHE_DIR": str(work_dir / "greetings"),
+        # The agent is dispatched as the token is minted; every test caller joins at once.
+        "CALLER_JOIN_TIMEOUT_SECONDS": "12",
     }
 
 

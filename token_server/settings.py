@@ -154,6 +154,12 @@ class TokenServerSettings(BaseSettings):
         description="Refuse calls (403 from POST /token) until the user's email address is "
         "verified (the ID token's email_verified claim).",
     )
+    early_dispatch: bool = Field(
+        default=True,
+        description="Create the call's room and dispatch the agent when the token is minted, so the "
+        "agent is in the room with the greeting ready when the caller joins; off, the agent is "
+        "dispatched when the caller's join creates the room.",
+    )
     cors_allowed_origins: CommaList = Field(
         default_factory=list,
         description="Comma-separated browser origins allowed to call the API (scheme://host[:port]).",

@@ -3,13 +3,15 @@
 Both workers are real; the TTS emulator answers after a realistic first-byte delay, so live
 synthesis costs what it costs with ElevenLabs. Measured per call, as the caller notices it: from
 the agent's audio track reaching the caller (the agent is in the call) to the first loud
-greeting frame, and from the caller joining the room to that frame.
+greeting frame, from the caller joining the room to that frame, and from the token request
+(pressing Call AI: the agent is dispatched as the token is minted) to that frame.
 """
 
 from __future__ import annotations
 
 import asyncio
 import statistics
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,7 @@ def live_worker(work_dir: Path, worker_env: dict[str, str]) -> Iterator[Service]
 async def _greeting_call(
     server, user, livekit_server, agent: str | None
 ) -> tuple[Caller, str, tuple[float, float, float]]:
+    pressed = time.monotonic()  # Call AI: the token request (the agent is dispatched as it is minted)
     caller, room = await join_call(
         server.url, user, livekit_server.api_key, livekit_server.api_secret, agent=agent
     )
@@ -51,19 +54,18 @@ async def _greeting_call(
         await caller.close()
     assert caller.agent_audio_at is not None and caller.connected_at is not None and caller.agent_states
     first = caller.loud_frames[0]
-    ready = caller.agent_states[0][0]  # the agent's session is up: its greeting starts now
-    return caller, room, (first - caller.agent_audio_at, first - caller.connected_at, first - ready)
+    return caller, room, (first - caller.agent_audio_at, first - caller.connected_at, first - pressed)
 
 
 async def _calls(
     label, server, firebase_emulator, livekit_server, database_url, agent, emulators, bound=None
 ):
-    from_track, from_join, from_ready = [], [], []
+    from_track, from_join, from_press = [], [], []
     for i in range(CALLS):
         name = f"Gail Greet{i}"
         user = firebase_emulator.sign_up(display_name=name)
         emulators_before = len(emulators.log("tts"))
-        caller, room, (track_s, join_s, ready_s) = await _greeting_call(server, user, livekit_server, agent)
+        caller, room, (track_s, join_s, press_s) = await _greeting_call(server, user, livekit_server, agent)
         greeting = prompts.greeting(name)
         assert caller.agent_finals()[0] == greeting  # one utterance, the whole greeting
         row = await stored_call(database_url, room)
@@ -72,14 +74,14 @@ async def _calls(
         said = [e["text"] for e in emulators.log("tts")[emulators_before:] if e["event"] == "synthesize"]
         from_track.append(track_s)
         from_join.append(join_s)
-        from_ready.append(ready_s)
+        from_press.append(press_s)
         yield said
     print(
         f"\nMEASURED greeting {label}: agent track -> first audio "
         f"{[round(s, 3) for s in from_track]} median {statistics.median(from_track):.3f}s; "
         f"caller joined -> first audio {[round(s, 3) for s in from_join]} "
-        f"median {statistics.median(from_join):.3f}s; agent session up -> first audio "
-        f"{[round(s, 3) for s in from_ready]} median {statistics.median(from_ready):.3f}s"
+        f"median {statistics.median(from_join):.3f}s; token requested -> first audio "
+        f"{[round(s, 3) for s in from_press]} median {statistics.median(from_press):.3f}s"
     )
     if bound is not None:
         assert statistics.median(from_track) < bound

@@ -507,3 +507,27 @@ def test_livekit_flutter_sdk_request_shape_is_accepted(
     assert claims.room_config is not None
     assert claims.room_config.agents[0].agent_name == "voicedesk"
     assert dispatch_metadata(claims)["channel"] == "web"
+
+
+async def test_the_agent_is_dispatched_as_the_token_is_minted(
+    live_token_server: TokenServer, firebase_emulator: FirebaseAuthEmulator, livekit_server
+) -> None:
+    """EARLY_DISPATCH (default): the room and its agent exist before anyone joins with the token,
+    with the same dispatch metadata as the token's own room configuration."""
+    user = firebase_emulator.sign_up(display_name="Early Caller")
+    resp = post_token(live_token_server, user.id_token)
+    assert resp.status_code == 201, resp.text
+    claims = verify(live_token_server, resp.json()["participant_token"])
+    room = claims.video.room
+    async with api.LiveKitAPI(
+        livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
+    ) as lk:
+        try:
+            rooms = await lk.room.list_rooms(api.ListRoomsRequest(names=[room]))
+            assert [r.name for r in rooms.rooms] == [room]
+            dispatches = await lk.agent_dispatch.list_dispatch(room_name=room)
+            assert [(d.agent_name, json.loads(d.metadata)) for d in dispatches] == [
+                ("voicedesk", dispatch_metadata(claims))
+            ]
+        finally:
+            await lk.room.delete_room(api.DeleteRoomRequest(room=room))

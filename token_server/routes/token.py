@@ -14,7 +14,8 @@ from fastapi.exceptions import RequestValidationError
 
 from token_server.auth import CurrentUser
 from token_server.caller_profile import ensure_caller_profile
-from token_server.dependencies import Pool, Settings
+from token_server.dependencies import LiveKit, Pool, Settings
+from token_server.early_dispatch import dispatch_early
 from token_server.livekit_token import CallGrant, mint, new_call
 from token_server.token_request import TokenRequest, TokenResponse
 
@@ -40,6 +41,7 @@ async def create_token(
     user: CurrentUser,
     settings: Settings,
     pool: Pool,
+    livekit: LiveKit,
     response: Response,
     body: Annotated[TokenRequest | None, Body()] = None,
 ) -> TokenResponse:
@@ -77,6 +79,8 @@ async def create_token(
         metadata=request.participant_metadata or "",
         attributes=request.participant_attributes,
     )
+    if settings.early_dispatch:
+        await dispatch_early(livekit, grant)
     log.info("minted token uid=%s room=%s call_id=%s agent=%s", user.uid, room, call_id, agent_name)
     response.headers["Cache-Control"] = "no-store"
     return TokenResponse(server_url=settings.livekit_url, participant_token=mint(settings, grant))
