@@ -95,6 +95,7 @@ _LAZY_IMPORTS = (
     "openai.pagination",
     "openai.resources.audio.transcriptions",
     "livekit.agents.llm.async_toolset",
+    "openai.resources.models",
     "numpy.fft",
 )
 
@@ -399,6 +400,9 @@ async def _caller_joined(ctx: JobContext) -> bool:
         )
     except TimeoutError:
         logger.warning("the caller did not join within %ss", settings.caller_join_timeout_seconds)
+        return False
+    except RuntimeError:  # the room closed first (deleted, or LiveKit's empty timeout)
+        logger.warning("the room closed before the caller joined")
         return False
     return True
 
