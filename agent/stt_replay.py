@@ -12,19 +12,36 @@ from __future__ import annotations
 
 import collections
 import contextlib
+from collections.abc import AsyncIterable
 
 from livekit import rtc
 from livekit.agents import APIConnectOptions, stt
 from livekit.agents.stt.fallback_adapter import DEFAULT_FALLBACK_API_CONNECT_OPTIONS, FallbackRecognizeStream
 from livekit.agents.types import NOT_GIVEN, NotGivenOr
 from livekit.agents.utils.aio.channel import ChanEmpty
+from livekit.agents.vad import VAD
 
 
 class ReplayingFallbackAdapter(stt.FallbackAdapter):
     """``stt.FallbackAdapter`` whose streams replay the utterance in progress on a switch."""
 
-    def __init__(self, stt_list: list[stt.STT], *, replay_seconds: float, **kwargs: object) -> None:
-        super().__init__(stt_list, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        stt_list: list[stt.STT],
+        *,
+        replay_seconds: float,
+        vad: VAD | None = None,
+        attempt_timeout: float = 10.0,
+        max_retry_per_stt: int = 1,
+        retry_interval: float = 5,
+    ) -> None:
+        super().__init__(
+            stt_list,
+            vad=vad,
+            attempt_timeout=attempt_timeout,
+            max_retry_per_stt=max_retry_per_stt,
+            retry_interval=retry_interval,
+        )
         self.replay_seconds = replay_seconds
 
     def stream(
@@ -51,9 +68,9 @@ class ReplayingRecognizeStream(FallbackRecognizeStream):
         super().push_frame(frame)
         self._utterance.add(frame)
 
-    async def _metrics_monitor_task(self, event_aiter: object) -> None:
+    async def _metrics_monitor_task(self, event_aiter: AsyncIterable[stt.SpeechEvent]) -> None:
         # A final transcript closes the utterance: what it covers needs no replay.
-        async for ev in event_aiter:  # type: ignore[attr-defined]
+        async for ev in event_aiter:
             if ev.type == stt.SpeechEventType.FINAL_TRANSCRIPT and any(a.text for a in ev.alternatives):
                 self._utterance.clear()
 
@@ -68,7 +85,7 @@ class ReplayingRecognizeStream(FallbackRecognizeStream):
         if not frames or self._input_ch.closed:
             return
         # Frames still queued are in the buffer too: drop them so each is heard once, in order.
-        flushes = []
+        flushes: list[object] = []
         with contextlib.suppress(ChanEmpty):
             while True:
                 item = self._input_ch.recv_nowait()

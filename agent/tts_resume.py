@@ -5,7 +5,7 @@ provider that drops mid-reply leaves the caller with half an answer. This adapte
 hands the next provider the text not yet spoken, from the start of the sentence in progress:
 the failing provider's word timings (ElevenLabs' alignment) tell how far it got, so at most
 that sentence is heard twice. A provider without word timings (none were received) is
-resumed from the start of the reply.
+resumed from the start of the reply; with no provider left, the rest is dropped as before.
 """
 
 from __future__ import annotations
@@ -48,8 +48,8 @@ class ResumingFallbackAdapter(tts.FallbackAdapter):
 
 class ResumingSynthesizeStream(FallbackSynthesizeStream):
     def __init__(self, *, tts: ResumingFallbackAdapter, conn_options: APIConnectOptions) -> None:
-        super().__init__(tts=tts, conn_options=conn_options)
         self._resume = False  # the attempt that just failed had been heard, and has a rest
+        super().__init__(tts=tts, conn_options=conn_options)
 
     async def _run(self, output_emitter: AudioEmitter) -> None:
         await super()._run(_ResumableEmitter(output_emitter, self))  # type: ignore[arg-type]
@@ -74,7 +74,7 @@ class ResumingSynthesizeStream(FallbackSynthesizeStream):
                     spoken += str(timed)
                 yield audio
         except Exception:
-            if heard and not recovering:
+            if heard and not recovering and self._next_available(tts):
                 text = "".join(self._pushed_tokens)
                 rest = unspoken_rest(text, len(spoken.split()))
                 if rest.strip():
@@ -83,6 +83,13 @@ class ResumingSynthesizeStream(FallbackSynthesizeStream):
                     self._pushed_tokens[:] = [rest]
                     self._resume = True
             raise
+
+    def _next_available(self, failed: tts.TTS) -> bool:
+        """With no provider left to try, the adapter would raise after the caller heard part
+        of the reply: keep LiveKit's ending (the rest is dropped) instead."""
+        adapter = self._fallback_adapter
+        later = adapter._status[adapter._tts_instances.index(failed) + 1 :]
+        return any(status.available for status in later)
 
 
 class _ResumableEmitter:
