@@ -11,9 +11,12 @@ from livekit.agents.vad import VAD
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import deepgram, elevenlabs, openai, silero
 
+from agent.llm_continue import ContinuingFallbackAdapter
 from agent.realtime_model import RealtimeModel
 from agent.settings import AgentSettings
+from agent.stt_replay import ReplayingFallbackAdapter
 from agent.stt_stall_guard import StallGuard
+from agent.tts_resume import ResumingFallbackAdapter
 
 
 def load_vad() -> silero.VAD:
@@ -24,7 +27,8 @@ def load_vad() -> silero.VAD:
 def build_stt(settings: AgentSettings, vad: VAD) -> stt.STT:
     """STT_PROVIDERS in order. A provider that fails (or does not connect within
     STT_TIMEOUT_SECONDS) is skipped at once for the next: on a live call another provider is a
-    better bet than a retry. OpenAI transcribes whole utterances, cut by ``vad``."""
+    better bet than a retry. OpenAI transcribes whole utterances, cut by ``vad``. The next
+    provider hears the utterance in progress from its start (``agent/stt_replay.py``)."""
     builders = {"deepgram": _deepgram_stt, "openai": _openai_stt}
     providers = [builders[name](settings) for name in settings.stt_providers]
     # A live socket that goes quiet raises nothing: the guard turns silence into a timeout.
@@ -32,8 +36,9 @@ def build_stt(settings: AgentSettings, vad: VAD) -> stt.STT:
         StallGuard(p, timeout=settings.stt_timeout_seconds) if p.capabilities.streaming else p
         for p in providers
     ]
-    return stt.FallbackAdapter(
+    return ReplayingFallbackAdapter(
         providers,
+        replay_seconds=settings.stt_replay_seconds,
         vad=vad,
         attempt_timeout=settings.stt_timeout_seconds,
         max_retry_per_stt=0,
@@ -63,8 +68,8 @@ def _deepgram_stt(settings: AgentSettings) -> deepgram.STT:
 
 def build_llm(settings: AgentSettings) -> llm.LLM:
     """The LLM, then the LLM_FALLBACK_* endpoint. A stall of LLM_TIMEOUT_SECONDS (first token or
-    mid-answer) counts as a failure; an answer cut off mid-way is asked again of the next LLM
-    (``retry_on_chunk_sent``): the caller may hear its first words twice, but hears an answer."""
+    mid-answer) counts as a failure; an answer cut off mid-way is continued by the next LLM
+    (``retry_on_chunk_sent``, with the partial reply: ``agent/llm_continue.py``)."""
     kwargs = {"base_url": settings.openai_base_url} if settings.openai_base_url else {}
     primary = openai.LLM(
         model=settings.llm_model, api_key=settings.openai_api_key.get_secret_value(), **kwargs
@@ -78,7 +83,7 @@ def build_llm(settings: AgentSettings) -> llm.LLM:
         api_key=key.get_secret_value(),
         **({"base_url": base_url} if base_url else {}),
     )
-    return llm.FallbackAdapter(
+    return ContinuingFallbackAdapter(
         [primary, fallback],
         attempt_timeout=settings.llm_timeout_seconds,
         max_retry_per_llm=0,
@@ -100,7 +105,8 @@ def build_tts(settings: AgentSettings, voice_id: str | None = None) -> tts.TTS |
     usable = [n for n in settings.tts_providers if n != "elevenlabs" or settings.elevenlabs_api_key]
     if not usable:
         return None
-    return tts.FallbackAdapter([builders[name]() for name in usable], max_retry_per_tts=0)
+    # A reply cut off mid-way is finished by the next provider (agent/tts_resume.py).
+    return ResumingFallbackAdapter([builders[name]() for name in usable], max_retry_per_tts=0)
 
 
 def _openai_tts(settings: AgentSettings) -> openai.TTS:

@@ -449,6 +449,16 @@ class AgentSettings(BaseSettings):
         examples=[0.5],
     )
 
+    # mid-utterance provider drops ----
+    stt_replay_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        le=60,
+        description="Audio of the caller's utterance in progress kept for the next speech-to-text "
+        "provider, replayed to it when one drops or stalls mid-utterance (0: no replay).",
+        examples=[15.0],
+    )
+
     @field_validator("stt_providers", "tts_providers")
     @classmethod
     def _no_repeats(cls, value: list[str]) -> list[str]:

@@ -7,7 +7,8 @@ scripted transcript is bound to the utterance (so concurrent calls never share o
 continues, and once the caller is quiet the final ``Results`` (``is_final`` and
 ``speech_final``) go out ``first_ms`` after the last voiced audio, followed by
 ``UtteranceEnd`` when ``utterance_end_ms`` was requested. ``Finalize`` ends the utterance
-without waiting for the silence endpointer (the final still honours ``first_ms``).
+without waiting for the silence endpointer (the final still honours ``first_ms``). A line
+with a scripted length heard only in part is transcribed in part (``EmulatorState.heard_part``).
 """
 
 from __future__ import annotations
@@ -176,13 +177,12 @@ class ListenSession:
         if delay:
             await asyncio.sleep(delay)
         self.undelivered.remove(utt)
-        await self.send(
-            self._results(utt, utt.transcript, final=True, speech_final=True, from_finalize=from_finalize)
-        )
+        text = self.state.heard_part(utt.transcript, utt.end - utt.start)
+        await self.send(self._results(utt, text, final=True, speech_final=True, from_finalize=from_finalize))
         self.state.record(
             "stt",
             "utterance",
-            text=utt.transcript,
+            text=text,
             audio_start=round(utt.start, 3),
             audio_end=round(utt.end, 3),
             from_finalize=from_finalize,

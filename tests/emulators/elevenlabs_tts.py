@@ -63,6 +63,8 @@ def alignment(text: str, offset_ms: float, duration_ms: float) -> dict[str, list
 class _Context:
     context_id: str
     fault: str | None = None  # faults apply per context: the plugin reuses one socket
+    cut_after: int = 1  # "disconnect": audio chunks sent in this context before the cut
+    chunks_sent: int = 0
     buffer: str = ""
     queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
@@ -85,7 +87,10 @@ class MultiStreamSession:
     def context(self, context_id: str) -> _Context:
         ctx = self.contexts.get(context_id)
         if ctx is None:
-            ctx = self.contexts[context_id] = _Context(context_id, self.state.take_fault("tts"))
+            fault = self.state.take("tts")
+            ctx = self.contexts[context_id] = _Context(
+                context_id, fault.kind if fault else None, fault.after if fault else 1
+            )
             ctx.task = asyncio.create_task(self._worker(ctx))
             if ctx.fault == "http_500":  # the server-side error ElevenLabs reports in-band
                 ctx.closed = True
@@ -173,7 +178,8 @@ class MultiStreamSession:
             if i == 0:
                 entry["first_byte_at"] = time.time()
             await self._send(msg, ctx)
-            if ctx.fault == "disconnect":
+            ctx.chunks_sent += 1
+            if ctx.fault == "disconnect" and ctx.chunks_sent >= ctx.cut_after:
                 self.drop()
                 return
             prev_end = end

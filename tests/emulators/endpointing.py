@@ -32,6 +32,19 @@ def rms(pcm: bytes, channels: int = 1) -> float:
     return float(np.sqrt(np.mean(mono * mono)))
 
 
+def voiced_span(pcm: bytes, sample_rate: int, channels: int = 1, threshold: float = 0.01) -> float:
+    """Seconds from the first to the end of the last voiced 10 ms frame (0.0: none voiced)."""
+    frame_bytes = sample_rate * FRAME_MS // 1000 * 2 * channels
+    voiced = [
+        i
+        for i in range(0, len(pcm) - frame_bytes + 1, frame_bytes)
+        if rms(pcm[i : i + frame_bytes], channels) >= threshold
+    ]
+    if not voiced:
+        return 0.0
+    return (voiced[-1] - voiced[0] + frame_bytes) / frame_bytes * FRAME_MS / 1000
+
+
 class EnergyEndpointer:
     def __init__(
         self,

@@ -4,7 +4,8 @@ they have their own fault keys: ``openai_stt`` and ``openai_tts``.
 
 Transcriptions: a multipart form with ``file`` (a WAV of one utterance the agent's VAD cut),
 ``model``, ``language``, ``response_format`` (``json``, ``verbose_json`` or ``text``). The
-transcript is the next scripted one when the audio holds speech, else empty.
+transcript is the next scripted one when the audio holds speech (only its trailing words when
+the audio holds less than the line's scripted length), else empty.
 
 Speech: JSON with ``input``, ``model``, ``voice``, ``response_format`` (``pcm`` = raw 24 kHz
 16-bit mono, ``wav``, ``mp3``), ``speed``, ``stream_format``. ``sse`` (what the plugin asks of
@@ -26,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from . import faults, speech
-from .endpointing import rms
+from .endpointing import rms, voiced_span
 from .openai_api import _check_auth, _openai_error
 from .state import EmulatorState
 
@@ -66,7 +67,8 @@ class OpenAIAudioEmulator:
         try:
             with wave.open(io.BytesIO(data)) as wav:
                 pcm, channels = wav.readframes(wav.getnframes()), wav.getnchannels()
-                duration = wav.getnframes() / wav.getframerate()
+                wav_rate = wav.getframerate()
+                duration = wav.getnframes() / wav_rate
         except (wave.Error, EOFError):
             return _openai_error(400, "Invalid file format.", "invalid_request_error")
         fault = self.state.take_fault("openai_stt")
@@ -75,6 +77,8 @@ class OpenAIAudioEmulator:
         transcript = ""
         if heard:
             transcript = self.state.next_transcript()[0] if fault is None else self._peek()
+            voiced = voiced_span(pcm, wav_rate, channels, self.state.latency["openai_stt"].threshold)
+            transcript = self.state.heard_part(transcript, voiced)
         fmt = str(form.get("response_format") or "json")
         self.state.record(
             "openai_stt",

@@ -3,10 +3,13 @@
 Control API (all JSON):
   POST /_emulator/reset     clear scripts, faults, latencies and the log
   POST /_emulator/script    {"stt": [...], "llm": [{"text"}|{"tool_calls": [...]}|{"when", ...}],
-                             "stt_default": "hello"}  appends to the queues
+                             "stt_default": "hello", "stt_lengths": {"line": 1.8}}  appends to the
+                            queues; stt_lengths: voiced seconds each line takes to say (a provider
+                            that heard less of it transcribes only its trailing words)
   POST /_emulator/latency   {"provider": "llm", "first_ms": 375, "rate": 40} or
                             {"stt": {"first_ms": 350, "silence_ms": 300}, "tts": {...}}
-  POST /_emulator/fault     {"provider": "llm", "kind": "http_500"|"stall"|"disconnect", "count": 1}
+  POST /_emulator/fault     {"provider": "llm", "kind": "http_500"|"stall"|"disconnect", "count": 1,
+                             "after": 1}  after: TTS audio chunks (0.1 s each) sent before a disconnect
                             providers: stt, llm, tts, embeddings, realtime and the fallbacks
                             openai_stt (/v1/audio/transcriptions), openai_tts (/v1/audio/speech),
                             llm_fallback (/fallback/v1/chat/completions)

@@ -17,6 +17,7 @@ from typing import Any
 # latencies, so a test can fail a primary while its fallback answers.
 PROVIDERS = ("stt", "llm", "tts", "embeddings", "realtime", "openai_stt", "openai_tts", "llm_fallback")
 FAULT_KINDS = ("http_500", "stall", "disconnect")
+HEARD_WHOLE = 0.85  # share of a scripted utterance's voiced audio that counts as all of it
 LOG_LIMIT = 2000  # bounded: benchmarks run long calls
 
 
@@ -42,6 +43,7 @@ class Latency:
 class Fault:
     kind: str
     remaining: int  # -1 = every request from now on
+    after: int = 1  # "disconnect" on a stream: chunks sent before the cut (TTS audio chunks)
 
 
 @dataclass
@@ -49,6 +51,9 @@ class EmulatorState:
     stt_script: deque[str] = field(default_factory=deque)
     llm_script: list[dict[str, Any]] = field(default_factory=list)
     stt_default: str = "hello"
+    # How long saying each scripted STT line takes (voiced seconds): a provider that hears less
+    # of the utterance transcribes only the words it heard (see ``heard_part``).
+    stt_lengths: dict[str, float] = field(default_factory=dict)
     latency: dict[str, Latency] = field(default_factory=lambda: {p: Latency() for p in PROVIDERS})
     faults: dict[str, Fault] = field(default_factory=dict)
     entries: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=LOG_LIMIT))
@@ -58,6 +63,7 @@ class EmulatorState:
         self.stt_script.clear()
         self.llm_script.clear()
         self.stt_default = "hello"
+        self.stt_lengths.clear()
         self.latency = {p: Latency() for p in PROVIDERS}
         self.faults.clear()
         self.entries.clear()
@@ -70,6 +76,21 @@ class EmulatorState:
             self.llm_script.append({"text": item} if isinstance(item, str) else dict(item))
         if "stt_default" in body:
             self.stt_default = str(body["stt_default"])
+        for text, seconds in (body.get("stt_lengths") or {}).items():
+            if float(seconds) <= 0:
+                raise ValueError(f"stt_lengths[{text!r}] must be positive, got {seconds!r}")
+            self.stt_lengths[str(text)] = float(seconds)
+
+    def heard_part(self, transcript: str, heard_s: float) -> str:
+        """What a provider transcribes of a scripted line when it heard ``heard_s`` voiced
+        seconds of it: the whole line once it heard nearly all of it (85 %), else the trailing
+        share of its words (a provider that joins mid-utterance hears the end)."""
+        length = self.stt_lengths.get(transcript)
+        if length is None or heard_s >= HEARD_WHOLE * length:
+            return transcript
+        tokens = words(transcript)
+        kept = max(0, min(len(tokens), round(len(tokens) * heard_s / length)))
+        return " ".join(tokens[len(tokens) - kept :])
 
     def next_transcript(self) -> tuple[str, bool]:
         """The next scripted transcript (or the default) and whether it came from the script."""
@@ -106,12 +127,15 @@ class EmulatorState:
         _check_provider(provider)
         kind = body.get("kind")
         count = int(body.get("count", 1))
+        after = int(body.get("after", 1))
+        if after < 1:
+            raise ValueError(f"after must be at least 1, got {after}")
         if kind in (None, "none") or count == 0:
             self.faults.pop(provider, None)
             return
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}, expected one of {FAULT_KINDS}")
-        self.faults[provider] = Fault(kind, count)
+        self.faults[provider] = Fault(kind, count, after)
 
     def take_fault(self, provider: str, kinds: tuple[str, ...] = FAULT_KINDS) -> str | None:
         """The fault that applies to this request/connection, consuming one use of it.
@@ -119,6 +143,11 @@ class EmulatorState:
         ``kinds`` limits which faults this point can consume (a WebSocket handshake can only
         fail with ``http_500``; stalls and drops happen later, per synthesis context).
         """
+        fault = self.take(provider, kinds)
+        return fault.kind if fault else None
+
+    def take(self, provider: str, kinds: tuple[str, ...] = FAULT_KINDS) -> Fault | None:
+        """``take_fault``, with the fault's parameters."""
         with self._lock:
             fault = self.faults.get(provider)
             if fault is None or fault.kind not in kinds:
@@ -127,7 +156,7 @@ class EmulatorState:
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     del self.faults[provider]
-            return fault.kind
+            return Fault(fault.kind, fault.remaining, fault.after)
 
     # log -------------------------------------------------------------------------------------
     def record(self, provider: str, event: str, **fields: Any) -> dict[str, Any]:
@@ -143,6 +172,7 @@ class EmulatorState:
             "stt_script": list(self.stt_script),
             "llm_script": list(self.llm_script),
             "stt_default": self.stt_default,
+            "stt_lengths": dict(self.stt_lengths),
             "latency": {p: asdict(v) for p, v in self.latency.items()},
             "faults": {p: asdict(f) for p, f in self.faults.items()},
         }

@@ -73,24 +73,29 @@ class ProviderEmulators:
         stt: list[str] | None = None,
         llm: list[dict[str, Any] | str] | None = None,
         stt_default: str | None = None,
+        stt_lengths: dict[str, float] | None = None,
     ) -> dict[str, Any]:
         """Queue what callers say (``stt``) and what the LLM answers (``llm``), in order.
 
         LLM items: ``{"text": ...}``, ``{"tool_calls": [{"name": ..., "arguments": {...}}]}``,
-        optionally with ``"when": "substring of the last user message"``.
+        optionally with ``"when": "substring of the last user message"``. ``stt_lengths``: voiced
+        seconds each STT line takes to say; a provider hearing less transcribes only its end.
         """
         body: dict[str, Any] = {"stt": stt or [], "llm": llm or []}
         if stt_default is not None:
             body["stt_default"] = stt_default
+        if stt_lengths:
+            body["stt_lengths"] = stt_lengths
         return self._post("script", body)
 
     def set_latency(self, provider: str, **values: float) -> dict[str, Any]:
         """E.g. ``set_latency("llm", first_ms=375, rate=40)``; STT also takes ``silence_ms``."""
         return self._post("latency", {"provider": provider, **values})
 
-    def fault(self, provider: str, kind: str, count: int = 1) -> dict[str, Any]:
-        """``kind``: ``http_500``, ``stall`` or ``disconnect``; ``count=-1`` means always."""
-        return self._post("fault", {"provider": provider, "kind": kind, "count": count})
+    def fault(self, provider: str, kind: str, count: int = 1, after: int = 1) -> dict[str, Any]:
+        """``kind``: ``http_500``, ``stall`` or ``disconnect``; ``count=-1`` means always.
+        ``after``: TTS audio chunks (0.1 s each) a ``disconnect`` lets through before the cut."""
+        return self._post("fault", {"provider": provider, "kind": kind, "count": count, "after": after})
 
     def clear_fault(self, provider: str) -> dict[str, Any]:
         return self._post("fault", {"provider": provider, "kind": "none"})
