@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 import prompts
+import prompts.recorded
 from tests.e2e.conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, customer_line
 from tests.emulators.speech import synthesize_pcm
 from tests.support.audio import find_speech, locate, synthesize
@@ -63,9 +65,33 @@ async def wait_until(check: Callable[[], Any], within: float, what: str) -> Any:
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
-async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, within: float = 20) -> float:
-    """Wait until ``text`` is heard after ``after_s`` into the recording; its offset in seconds."""
-    needle = await spoken(first_sentence(text))
+def recorded(name: str) -> np.ndarray:
+    """A line pre-recorded in ``prompts/audio`` (no TTS involved), at the phone's 8 kHz."""
+    convert = [
+        "sox",
+        str(prompts.recorded.path(name)),
+        *"-t raw -r 8000 -c 1 -b 16 -e signed-integer -".split(),
+    ]
+    raw = subprocess.run(convert, check=True, capture_output=True).stdout
+    samples = np.frombuffer(raw, dtype=np.int16)
+    speech = find_speech(samples, 8000)  # the agent may hang up right after the last word
+    return samples[int(speech[0][0] * 8000) : int(speech[-1][1] * 8000)]
+
+
+async def heard_utterance(
+    phone: Softphone,
+    text: str,
+    *,
+    after_s: float = 0.0,
+    within: float = 20,
+    needle: np.ndarray | None = None,
+) -> float:
+    """Wait until ``text`` is heard after ``after_s`` into the recording; its offset in seconds.
+
+    ``needle``: the audio to find (default: ``text``'s first sentence as the TTS emulator says it).
+    """
+    if needle is None:
+        needle = await spoken(first_sentence(text))
     rate = 8000
 
     def found() -> float | None:
@@ -546,3 +572,106 @@ async def test_outbound_call_reaching_voicemail_leaves_a_message(
         await asyncio.to_thread(customer.wait_for, "CALL_CLOSED", 30, since=answered.at)
     row = await phone_call_row(database_url, id=call_id, ready=lambda r: r["outcome"] is not None)
     assert row["end_reason"] == "voicemail" and row["outcome"] == "follow_up"
+
+
+# --- every provider of a kind down ---------------------------------------------------------------
+
+LLMS = ("llm", "llm_fallback")  # the emulator's keys for the LLM and LLM_FALLBACK_*
+
+
+async def _every_llm_down_after_the_greeting(
+    phone: Softphone, question: Path, provider_emulators, sip_trunks
+) -> float:
+    """Call, let the greeting end, take every LLM down, ask; the offset where the greeting ended."""
+    provider_emulators.reset()
+    provider_emulators.script(stt_default=QUESTION, llm=[{"text": ANSWER, "when": QUESTION}])
+    phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    phone.wait_for("CALL_ESTABLISHED", 15)
+    greeting_end = await quiet_for(phone, 0.8)
+    for key in LLMS:
+        provider_emulators.fault(key, "http_500", count=-1)
+    phone.play(question)
+    return greeting_end
+
+
+async def _outage_record(database_url: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple]]:
+    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended, within=40)
+    events = await stored_events(database_url, row["id"])
+    turns = [(t["role"], t["content"]) for t in await stored_turns(database_url, row["id"])]
+    assert row["degraded"] is True
+    assert row["status"] == "failed" and row["end_reason"] == "provider_outage", row
+    outage = [e["detail"] for e in events if e["kind"] == "provider_outage"]
+    assert outage and outage[0]["service"] == "llm", events
+    # What the caller asked and got no answer to is kept, before the recorded line.
+    assert ("user", QUESTION) in turns
+    return row, events, turns
+
+
+async def test_every_llm_down_on_a_phone_call_transfers_to_a_person(
+    phone, question_wav, provider_emulators, database_url, sip_trunks, human_phone
+) -> None:
+    """No provider can think: the caller hears the recorded line and is handed to a person."""
+    line = prompts.line("outage_transfer")
+    started = time.monotonic()
+    greeting_end = await _every_llm_down_after_the_greeting(
+        phone, question_wav, provider_emulators, sip_trunks
+    )
+    await heard_utterance(phone, line, after_s=greeting_end, within=40, needle=recorded("outage_transfer"))
+
+    # SIP REFER: the caller's phone dials the person, who answers.
+    transfer = await asyncio.to_thread(phone.wait_for, "TRANSFER", 30, since=started)
+    assert transfer.param and human_phone.sip_uri.split(";")[0] in transfer.param
+    await asyncio.to_thread(human_phone.wait_for, "CALL_ESTABLISHED", 15, since=started)
+    human_phone.hangup()
+
+    _, events, turns = await _outage_record(database_url)
+    assert turns.index(("user", QUESTION)) < turns.index(("assistant", line))
+    # The recorded line announced the hand-over: no second announcement in a TTS voice.
+    assert ("assistant", prompts.line("transfer")) not in turns
+    kinds = [e["kind"] for e in events]
+    handoff = next(e["detail"] for e in events if e["kind"] == "transfer")
+    assert handoff["reason"] == "every llm provider failed" and handoff["summary"], (
+        "the person gets a summary"
+    )
+    assert QUESTION in handoff["summary"], "the LLM is down: the summary is the transcript's tail"
+    assert kinds.index("provider_outage") < kinds.index("transfer") < kinds.index("transferred")
+    assert "callback_requested" not in kinds
+
+
+async def test_every_llm_down_and_the_transfer_refused_promises_a_call_back(
+    phone, question_wav, provider_emulators, database_url, sip_trunks, human_phone
+) -> None:
+    """The person's line refuses the transfer: the caller is promised a call back, recorded too."""
+    callback = prompts.line("outage_callback")
+    started = time.monotonic()
+    human_phone.reject_code = 486  # the session's phone of the person refuses this one call
+    try:
+        greeting_end = await _every_llm_down_after_the_greeting(
+            phone, question_wav, provider_emulators, sip_trunks
+        )
+        said = await heard_utterance(
+            phone,
+            prompts.line("outage_transfer"),
+            after_s=greeting_end,
+            within=40,
+            needle=recorded("outage_transfer"),
+        )
+        await asyncio.to_thread(phone.wait_for, "TRANSFER", 30, since=started)
+        await asyncio.to_thread(human_phone.wait_for, "CALL_INCOMING", 15, since=started)
+        # The REFER failed: on the original call the caller hears the recorded call-back promise,
+        # then the agent hangs up.
+        await heard_utterance(
+            phone, callback, after_s=said + 1, within=40, needle=recorded("outage_callback")
+        )
+        first = min(phone.calls.values(), key=lambda c: c.started_at)  # the REFER dialled a second
+        await asyncio.to_thread(phone.wait_for, "CALL_CLOSED", 30, since=started, call_id=first.id)
+    finally:
+        human_phone.reject_code = None
+
+    _, events, turns = await _outage_record(database_url)
+    assert turns.index(("user", QUESTION)) < turns.index(("assistant", callback))
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("transfer") < kinds.index("transfer_failed") < kinds.index("callback_requested")
+    assert "transferred" not in kinds
+    promise = next(e["detail"] for e in events if e["kind"] == "callback_requested")
+    assert promise["reason"] == "every llm provider failed" and QUESTION in promise["summary"]
