@@ -581,8 +581,9 @@ LLMS = ("llm", "llm_fallback")  # the emulator's keys for the LLM and LLM_FALLBA
 
 async def _every_llm_down_after_the_greeting(
     phone: Softphone, question: Path, provider_emulators, sip_trunks
-) -> float:
-    """Call, let the greeting end, take every LLM down, ask; the offset where the greeting ended."""
+) -> tuple[float, float]:
+    """Call, let the greeting end, take every LLM down, ask. The offset in the recording where
+    the greeting ended, and when (monotonic) the question ended."""
     provider_emulators.reset()
     provider_emulators.script(stt_default=QUESTION, llm=[{"text": ANSWER, "when": QUESTION}])
     phone.call(sip_trunks.uri(COMPANY_NUMBER))
@@ -590,8 +591,7 @@ async def _every_llm_down_after_the_greeting(
     greeting_end = await quiet_for(phone, 0.8)
     for key in LLMS:
         provider_emulators.fault(key, "http_500", count=-1)
-    phone.play(question)
-    return greeting_end
+    return greeting_end, phone.play(question).ended_at
 
 
 async def _outage_record(database_url: str) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple]]:
@@ -613,13 +613,20 @@ async def test_every_llm_down_on_a_phone_call_transfers_to_a_person(
     """No provider can think: the caller hears the recorded line and is handed to a person."""
     line = prompts.line("outage_transfer")
     started = time.monotonic()
-    greeting_end = await _every_llm_down_after_the_greeting(
+    greeting_end, asked_until = await _every_llm_down_after_the_greeting(
         phone, question_wav, provider_emulators, sip_trunks
     )
-    await heard_utterance(phone, line, after_s=greeting_end, within=40, needle=recorded("outage_transfer"))
+    offset = await heard_utterance(
+        phone, line, after_s=greeting_end, within=40, needle=recorded("outage_transfer")
+    )
+    heard_at = phone.heard().at(offset)
 
     # SIP REFER: the caller's phone dials the person, who answers.
     transfer = await asyncio.to_thread(phone.wait_for, "TRANSFER", 30, since=started)
+    print(
+        f"\nevery LLM down: the recorded line heard {heard_at - asked_until:.1f} s after the question"
+        f" ended, the REFER {transfer.at - heard_at:.1f} s after the line began"
+    )
     assert transfer.param and human_phone.sip_uri.split(";")[0] in transfer.param
     await asyncio.to_thread(human_phone.wait_for, "CALL_ESTABLISHED", 15, since=started)
     human_phone.hangup()
@@ -646,7 +653,7 @@ async def test_every_llm_down_and_the_transfer_refused_promises_a_call_back(
     started = time.monotonic()
     human_phone.reject_code = 486  # the session's phone of the person refuses this one call
     try:
-        greeting_end = await _every_llm_down_after_the_greeting(
+        greeting_end, _ = await _every_llm_down_after_the_greeting(
             phone, question_wav, provider_emulators, sip_trunks
         )
         said = await heard_utterance(
