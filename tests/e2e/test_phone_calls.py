@@ -631,13 +631,15 @@ async def test_every_provider_of_a_kind_down_on_a_phone_call_transfers_to_a_pers
     offset = await heard_utterance(
         phone, line, after_s=greeting_end, within=40, needle=recorded("outage_transfer", 1), call_id=call_id
     )
-    heard_at = phone.heard(call_id).at(offset)
+    whole, sentence = recorded("outage_transfer"), recorded("outage_transfer", 1)
+    line_began = phone.heard(call_id).at(offset) - (whole.size - sentence.size) / 8000
+    line_ended = line_began + whole.size / 8000
 
     # SIP REFER: the caller's phone dials the person, who answers.
     transfer = await asyncio.to_thread(phone.wait_for, "TRANSFER", 30, since=started)
     print(
-        f"\nevery {service} down: 'Let me connect you' heard {heard_at - asked_until:.1f} s after the"
-        f" question ended, the REFER {transfer.at - heard_at:.1f} s after it began"
+        f"\nevery {service} down: the recorded line began {line_began - asked_until:.1f} s after the"
+        f" question ended; the REFER came {transfer.at - line_ended:.1f} s after the line ended"
     )
     assert transfer.param and human_phone.sip_uri.split(";")[0] in transfer.param
     await asyncio.to_thread(human_phone.wait_for, "CALL_ESTABLISHED", 15, since=started)
