@@ -152,30 +152,43 @@ class CallControl:
             self.spawn(self.transfer_to_human("caller pressed 0"), "keypad-transfer")
 
     # hand-over ---------------------------------------------------------------------------------
-    async def transfer_to_human(self, reason: str) -> bool:
+    async def transfer_to_human(
+        self,
+        reason: str,
+        *,
+        announce: bool = True,
+        end_reason: str = "transferred",
+        summary: str | None = None,
+    ) -> bool:
         """SIP REFER to HUMAN_TRANSFER_TO, with a summary recorded for whoever picks up.
 
-        Returns False (and offers a call back) when there is nobody to transfer to: a web call,
-        no transfer number configured, or the transfer was refused.
+        Returns False (and records a call back) when there is nobody to transfer to: a web call,
+        no transfer number configured, or the transfer was refused. ``announce``: say the
+        hand-over and, on failure, the call-back offer (False: the caller already heard a line
+        of its own, e.g. a recorded one while the TTS is down). ``end_reason``: the call's end
+        reason once handed over. ``summary``: the hand-over summary, when the LLM is known to be
+        down (else the LLM writes one).
         """
         if self.ending or not self._no_transfer.is_set():  # one at a time: keypad and LLM may race
             return False
         self._no_transfer.clear()
         try:
-            return await self._transfer(reason)
+            return await self._transfer(reason, announce=announce, end_reason=end_reason, summary=summary)
         finally:
             self._no_transfer.set()
 
-    async def _transfer(self, reason: str) -> bool:
-        summary = await self._handoff_summary()
+    async def _transfer(self, reason: str, *, announce: bool, end_reason: str, summary: str | None) -> bool:
+        summary = summary or await self._handoff_summary()
         target = self._settings.transfer_uri
         if target is None or self.sip_identity is None:
             self._event("callback_requested", reason=reason, summary=summary)
-            await self.say(prompts.line("transfer_unavailable"))
+            if announce:
+                await self.say(prompts.line("transfer_unavailable"))
             return False
         self._event("transfer", to=target, reason=reason, summary=summary)
-        self.end_reason = "transferred"  # nothing else may end the call while we hand it over
-        await self.say(prompts.line("transfer"))
+        self.end_reason = end_reason  # nothing else may end the call while we hand it over
+        if announce:
+            await self.say(prompts.line("transfer"))
         try:
             response = await self._ctx.api.sip.transfer_sip_participant(
                 api.TransferSIPParticipantRequest(
@@ -191,7 +204,10 @@ class CallControl:
             logger.warning("transfer to a person failed: %s", exc)
             self.end_reason = None
             self._event("transfer_failed", error=str(exc)[:200])
-            await self.say(prompts.line("transfer_unavailable"))
+            # The offer is a promise: it is recorded, so someone does call back.
+            self._event("callback_requested", reason=reason, summary=summary)
+            if announce:
+                await self.say(prompts.line("transfer_unavailable"))
             return False
         self._event("transferred", to=target)
         await self.delete_room()
@@ -206,14 +222,19 @@ class CallControl:
             )
         except Exception:  # noqa: BLE001 - a slow or failing LLM: fall back to the transcript
             summary = None
-        if not summary:
-            said = [
-                f"{m.role}: {m.text_content}"
-                for m in self._session.history.messages()
-                if m.role in ("user", "assistant") and m.text_content
-            ]
-            summary = " / ".join(said[-6:])
-        return mask_pins(summary)  # the summary reads the call as said, PIN included
+        return mask_pins(summary) if summary else self.transcript_tail()
+
+    def transcript_tail(self, unanswered: str | None = None) -> str:
+        """The call's last turns as said, PINs masked; ``unanswered``: the caller's last words
+        when no reply could be made (they never reached the conversation)."""
+        said = [
+            f"{m.role}: {m.text_content}"
+            for m in self._session.history.messages()
+            if m.role in ("user", "assistant") and m.text_content
+        ]
+        if unanswered:
+            said.append(f"user: {unanswered}")
+        return mask_pins(" / ".join(said[-6:]))  # the summary reads the call as said, PIN included
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

@@ -123,27 +123,43 @@ class ProviderOutage:
         metrics.provider_error(f"all_{kind}", "outage")
         logger.error("every %s provider failed: apologising and ending the call", kind)
         self._event("provider_outage", service=kind, error=type(ev.error.error).__name__)
+        question = " ".join(self._unanswered)  # what no reply could be made to
+        self._unanswered.clear()
         if self._record is not None:
             self._record.mark_degraded()
-            if self._unanswered:  # the question no reply could be made to belongs in the record
-                self._record.unanswered(" ".join(self._unanswered))
-                self._unanswered.clear()
-        self._control.spawn(self._apologise(kind), "provider-outage")
+            if question:  # belongs in the record
+                self._record.unanswered(question)
+        self._control.spawn(self._apologise(kind, question), "provider-outage")
 
-    async def _apologise(self, kind: str) -> None:
-        transfer = self._can_transfer
-        name = "outage_transfer" if transfer else "outage_callback"
+    async def _apologise(self, kind: str, question: str) -> None:
+        reason = f"every {kind} provider failed"
+        # Set first: a transferred call is stored as failed by the outage too (degraded, and the
+        # `transfer`/`transferred` events tell where the caller went).
+        self._control.final_status = "failed"
+        if self._can_transfer:
+            await self._say_recorded("outage_transfer")
+            # The recorded line announced the hand-over, and a refusal is answered with a recorded
+            # line too: the TTS may be what is down. With the LLM down, the person taking over
+            # gets the transcript's tail, the unanswered question included.
+            summary = self._control.transcript_tail(question) if kind == "llm" else None
+            if await self._control.transfer_to_human(
+                reason, announce=False, end_reason="provider_outage", summary=summary
+            ):
+                return
+            # Refused (the call back is recorded by the control) unless the call is already ending.
+            if not self._control.ending:
+                await self._say_recorded("outage_callback")
+        else:
+            await self._say_recorded("outage_callback")
+            self._event("callback_requested", reason=reason)
+        await self._control.hang_up("provider_outage")
+
+    async def _say_recorded(self, name: str) -> None:
         # Queued behind the reply that failed (not interrupting it): that reply's scheduling is
         # what stores the caller's last words in the record.
         handle = self._session.say(prompts.line(name), audio=recorded.frames(name), allow_interruptions=False)
         with contextlib.suppress(TimeoutError, RuntimeError):
             await asyncio.wait_for(handle.wait_for_playout(), PLAYOUT_LIMIT_S)
-        if transfer and await self._control.transfer_to_human(f"every {kind} provider failed"):
-            return
-        if not transfer:
-            self._event("callback_requested", reason=f"every {kind} provider failed")
-        self._control.final_status = "failed"
-        await self._control.hang_up("provider_outage")
 
 
 def _providers(adapter: Any, kind: str) -> list[Any]:

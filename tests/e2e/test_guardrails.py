@@ -262,3 +262,71 @@ async def test_a_caller_asking_for_a_person_is_escalated_and_offered_a_call_back
         and "Transcript of the call" not in str(r.get("last_user"))
     ]
     assert len(human_requests) == 1 and any(m.get("role") == "tool" for m in human_requests[0]["messages"])
+
+
+UPSET = "I'm really fed up, this is useless."
+UPSET_GOODBYE = "I understand, and I'm sorry. Someone will call you back soon. Goodbye."
+
+
+async def test_a_clearly_upset_caller_is_escalated_and_offered_a_call_back(
+    firebase_emulator,
+    live_token_server,
+    provider_emulators,
+    agent_worker,
+    livekit_server,
+    database_url,
+    tmp_path,
+) -> None:
+    """The "upset" rule: no request for a person, yet the call goes to one (here a call back)."""
+    summary = {"summary": "Caller was upset with the service.", "outcome": "follow_up"}
+    provider_emulators.reset()
+    provider_emulators.script(
+        stt=[UPSET],
+        llm=[
+            {"text": json.dumps(summary), "when": "Transcript of the call"},
+            {"text": json.dumps(summary), "when": "Transcript of the call"},
+            {"text": UPSET_GOODBYE, "when": "fed up"},
+        ],
+    )
+    upset_wav = synthesize(UPSET, tmp_path / "upset.wav")
+    user = firebase_emulator.sign_up(display_name="Ursula Upset")
+    caller, room = await join_call(
+        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret
+    )
+    try:
+        asked_at = time.monotonic()
+        offer = await _ask(caller, upset_wav, prompts.line("transfer_unavailable"))
+        await caller.wait_for(
+            lambda: UPSET_GOODBYE in caller.agent_finals(), 30.0, "the goodbye after the offer"
+        )
+        # Heard, not only transcribed: the offer and the goodbye are several seconds of audio.
+        await caller.wait_for(lambda: caller.heard_since(asked_at) >= 100, 15.0, "the offer's audio")
+    finally:
+        await caller.close()
+
+    assert offer == prompts.line("transfer_unavailable")
+    row = await stored_call(database_url, room, ready=summarized)
+    assert row["outcome"] == "follow_up" and row["summary"] == summary["summary"]
+    events = await stored_events(database_url, row["id"])
+    kinds = [e["kind"] for e in events]
+    assert [e["detail"] for e in events if e["kind"] == "guardrail"] == [
+        {"action": "escalate", "rule": "upset"}
+    ]
+    callback = next(e["detail"] for e in events if e["kind"] == "callback_requested")
+    assert callback["reason"] == "The caller is upset." and callback["summary"] == summary["summary"]
+    assert kinds.index("guardrail") < kinds.index("callback_requested")
+    turns = await stored_turns(database_url, row["id"])
+    (tool,) = [t for t in turns if t["role"] == "tool"]
+    assert tool["tool_name"] == "transfer_to_human"
+    assert json.loads(tool["tool_result"]["output"])["transferred"] is False
+    spoken = _spoken(turns)
+    assert spoken.index(("user", UPSET)) < spoken.index(("assistant", offer))
+    # The model was not asked to answer the outburst itself: its one request of the turn came
+    # after the escalation, with the tool's result.
+    upset_requests = [
+        r
+        for r in provider_emulators.log("llm")
+        if "fed up" in str(r.get("last_user", "")).lower()
+        and "Transcript of the call" not in str(r.get("last_user"))
+    ]
+    assert len(upset_requests) == 1 and any(m.get("role") == "tool" for m in upset_requests[0]["messages"])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -24,6 +25,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 import prompts
+import prompts.recorded
 from tests.e2e.conftest import COMPANY_NUMBER, CUSTOMER_NUMBER, customer_line
 from tests.emulators.speech import synthesize_pcm
 from tests.support.audio import find_speech, locate, synthesize
@@ -63,13 +65,41 @@ async def wait_until(check: Callable[[], Any], within: float, what: str) -> Any:
     raise AssertionError(f"timed out after {within}s waiting for {what}")
 
 
-async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, within: float = 20) -> float:
-    """Wait until ``text`` is heard after ``after_s`` into the recording; its offset in seconds."""
-    needle = await spoken(first_sentence(text))
+def recorded(name: str, from_sentence: int = 0) -> np.ndarray:
+    """A line pre-recorded in ``prompts/audio`` (no TTS involved), at the phone's 8 kHz, from its
+    ``from_sentence``-th sentence (a pause in the speech) on: a short needle is matched even when
+    a loaded host stretched some of what the phone heard."""
+    convert = [
+        "sox",
+        str(prompts.recorded.path(name)),
+        *"-t raw -r 8000 -c 1 -b 16 -e signed-integer -".split(),
+    ]
+    raw = subprocess.run(convert, check=True, capture_output=True).stdout
+    samples = np.frombuffer(raw, dtype=np.int16)
+    speech = find_speech(samples, 8000)  # the agent may hang up right after the last word
+    return samples[int(speech[from_sentence][0] * 8000) : int(speech[-1][1] * 8000)]
+
+
+async def heard_utterance(
+    phone: Softphone,
+    text: str,
+    *,
+    after_s: float = 0.0,
+    within: float = 20,
+    needle: np.ndarray | None = None,
+    call_id: str | None = None,
+) -> float:
+    """Wait until ``text`` is heard after ``after_s`` into the recording; its offset in seconds.
+
+    ``needle``: the audio to find (default: ``text``'s first sentence as the TTS emulator says it).
+    ``call_id``: the call to listen to (default: the newest one with audio).
+    """
+    if needle is None:
+        needle = await spoken(first_sentence(text))
     rate = 8000
 
     def found() -> float | None:
-        heard = phone.heard()
+        heard = phone.heard(call_id)
         start = int(after_s * rate)
         if heard.samples.size - start < needle.size:
             return None
@@ -79,7 +109,7 @@ async def heard_utterance(phone: Softphone, text: str, *, after_s: float = 0.0, 
     try:
         return await wait_until(found, within, f"{text!r} to be heard")
     except AssertionError:
-        heard = phone.heard()
+        heard = phone.heard(call_id)
         _, score = locate(heard.samples[int(after_s * rate) :], needle, rate)
         raise AssertionError(
             f"{text!r} not heard (best score {score:.2f}); speech at {find_speech(heard.samples, rate)}"
@@ -546,3 +576,129 @@ async def test_outbound_call_reaching_voicemail_leaves_a_message(
         await asyncio.to_thread(customer.wait_for, "CALL_CLOSED", 30, since=answered.at)
     row = await phone_call_row(database_url, id=call_id, ready=lambda r: r["outcome"] is not None)
     assert row["end_reason"] == "voicemail" and row["outcome"] == "follow_up"
+
+
+# --- every provider of a kind down ---------------------------------------------------------------
+
+# The emulator's keys for every provider of a kind: the primary and its fallback.
+EVERY = {"llm": ("llm", "llm_fallback"), "tts": ("tts", "openai_tts")}
+
+
+async def _every_provider_down_after_the_greeting(
+    phone: Softphone, question: Path, provider_emulators, sip_trunks, service: str = "llm"
+) -> tuple[str, float, float]:
+    """Call, let the greeting end, take every ``service`` provider down, ask. The call's id (a
+    transfer adds a second call), the offset in its recording where the greeting ended, and when
+    (monotonic) the question ended."""
+    provider_emulators.reset()
+    provider_emulators.script(stt_default=QUESTION, llm=[{"text": ANSWER, "when": QUESTION}])
+    phone.call(sip_trunks.uri(COMPANY_NUMBER))
+    call_id = phone.wait_for("CALL_ESTABLISHED", 15).call_id
+    assert call_id is not None
+    greeting_end = await quiet_for(phone, 0.8)
+    for key in EVERY[service]:
+        provider_emulators.fault(key, "http_500", count=-1)
+    return call_id, greeting_end, phone.play(question).ended_at
+
+
+async def _outage_record(
+    database_url: str, service: str = "llm"
+) -> tuple[dict[str, Any], list[dict[str, Any]], list[tuple]]:
+    row = await phone_call_row(database_url, from_number=CALLER_NUMBER, ready=ended, within=40)
+    events = await stored_events(database_url, row["id"])
+    turns = [(t["role"], t["content"]) for t in await stored_turns(database_url, row["id"])]
+    assert row["degraded"] is True
+    assert row["status"] == "failed" and row["end_reason"] == "provider_outage", row
+    outage = [e["detail"] for e in events if e["kind"] == "provider_outage"]
+    assert outage and outage[0]["service"] == service, events
+    # What the caller asked and got no answer to is kept, before the recorded line.
+    assert ("user", QUESTION) in turns
+    return row, events, turns
+
+
+@pytest.mark.parametrize("service", ["llm", "tts"])
+async def test_every_provider_of_a_kind_down_on_a_phone_call_transfers_to_a_person(
+    phone, question_wav, provider_emulators, database_url, sip_trunks, human_phone, service: str
+) -> None:
+    """No provider can think (or speak): the caller hears the recorded line, no TTS needed, and
+    is handed to a person."""
+    line = prompts.line("outage_transfer")
+    started = time.monotonic()
+    call_id, greeting_end, asked_until = await _every_provider_down_after_the_greeting(
+        phone, question_wav, provider_emulators, sip_trunks, service
+    )
+    # "Let me connect you with a member of our team."
+    offset = await heard_utterance(
+        phone, line, after_s=greeting_end, within=40, needle=recorded("outage_transfer", 1), call_id=call_id
+    )
+    whole, sentence = recorded("outage_transfer"), recorded("outage_transfer", 1)
+    line_began = phone.heard(call_id).at(offset) - (whole.size - sentence.size) / 8000
+    line_ended = line_began + whole.size / 8000
+
+    # SIP REFER: the caller's phone dials the person, who answers.
+    transfer = await asyncio.to_thread(phone.wait_for, "TRANSFER", 30, since=started)
+    print(
+        f"\nevery {service} down: the recorded line began {line_began - asked_until:.1f} s after the"
+        f" question ended; the REFER came {transfer.at - line_ended:.1f} s after the line ended"
+    )
+    assert transfer.param and human_phone.sip_uri.split(";")[0] in transfer.param
+    await asyncio.to_thread(human_phone.wait_for, "CALL_ESTABLISHED", 15, since=started)
+    human_phone.hangup()
+
+    _, events, turns = await _outage_record(database_url, service)
+    assert turns.index(("user", QUESTION)) < turns.index(("assistant", line))
+    # The recorded line announced the hand-over: no second announcement in a TTS voice.
+    assert ("assistant", prompts.line("transfer")) not in turns
+    kinds = [e["kind"] for e in events]
+    handoff = next(e["detail"] for e in events if e["kind"] == "transfer")
+    assert handoff["reason"] == f"every {service} provider failed" and handoff["summary"], (
+        "the person gets a summary"
+    )
+    if service == "llm":
+        assert QUESTION in handoff["summary"], "the LLM is down: the summary is the transcript's tail"
+    assert kinds.index("provider_outage") < kinds.index("transfer") < kinds.index("transferred")
+    assert "callback_requested" not in kinds
+
+
+async def test_every_llm_down_and_the_transfer_refused_promises_a_call_back(
+    phone, question_wav, provider_emulators, database_url, sip_trunks, human_phone
+) -> None:
+    """The person's line refuses the transfer: the caller is promised a call back, recorded too."""
+    callback = prompts.line("outage_callback")
+    started = time.monotonic()
+    human_phone.reject_code = 486  # the session's phone of the person refuses this one call
+    try:
+        call_id, greeting_end, _ = await _every_provider_down_after_the_greeting(
+            phone, question_wav, provider_emulators, sip_trunks
+        )
+        said = await heard_utterance(
+            phone,
+            prompts.line("outage_transfer"),
+            after_s=greeting_end,
+            within=40,
+            needle=recorded("outage_transfer", 1),
+            call_id=call_id,
+        )
+        await asyncio.to_thread(phone.wait_for, "TRANSFER", 30, since=started)
+        await asyncio.to_thread(human_phone.wait_for, "CALL_INCOMING", 15, since=started)
+        # The REFER failed: on the original call the caller hears the recorded call-back promise
+        # ("Someone from our team will call you back ..."), then the agent hangs up.
+        await heard_utterance(
+            phone,
+            callback,
+            after_s=said + 1,
+            within=40,
+            needle=recorded("outage_callback", 1),
+            call_id=call_id,
+        )
+        await asyncio.to_thread(phone.wait_for, "CALL_CLOSED", 30, since=started, call_id=call_id)
+    finally:
+        human_phone.reject_code = None
+
+    _, events, turns = await _outage_record(database_url)
+    assert turns.index(("user", QUESTION)) < turns.index(("assistant", callback))
+    kinds = [e["kind"] for e in events]
+    assert kinds.index("transfer") < kinds.index("transfer_failed") < kinds.index("callback_requested")
+    assert "transferred" not in kinds
+    promise = next(e["detail"] for e in events if e["kind"] == "callback_requested")
+    assert promise["reason"] == "every llm provider failed" and QUESTION in promise["summary"]
