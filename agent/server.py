@@ -39,6 +39,7 @@ from agent.call_policy import PolicyFile
 from agent.call_record import CallRecord
 from agent.caller import Caller, load_caller
 from agent.capacity import CallCapacity, is_overflow, taken_by, worker_label
+from agent.early_audio import EarlyAudioOutput
 from agent.greeting_cache import GreetingCache, greeting_audio
 from agent.journal_replayer import run_replayer
 from agent.outbound import dial, participant_identity
@@ -231,6 +232,12 @@ async def entrypoint(ctx: JobContext) -> None:
     if is_overflow(ctx):
         await answer_busy(ctx, settings, pool, meta, party, _redact, worker=worker)
         return
+    # A web caller's agent usually arrives first: its voice is published now, so the caller
+    # subscribes as it joins (RoomIO would wait for them). Not on the phone: livekit-sip answers
+    # the call once it can subscribe, which should be when the agent is ready to greet.
+    audio_out = EarlyAudioOutput(ctx.room) if meta is not None and meta.channel == "web" else None
+    if audio_out is not None:
+        audio_out.publish()
     number = party.number if party else None
     try:
         caller = await asyncio.wait_for(load_caller(pool, meta, number), timeout=2.0)
@@ -287,6 +294,8 @@ async def entrypoint(ctx: JobContext) -> None:
         # First, so a phone leg still up is hung up now, not after the summary: nothing is left behind.
         await control.delete_room()
         await session.aclose()  # closes the recorder, so the file is complete
+        if audio_out is not None:
+            await audio_out.aclose()
         if record is not None and meta is not None:
             reason = control.end_reason or end_reason
             status = control.final_status or ("failed" if reason == "error" else "completed")
@@ -359,10 +368,13 @@ async def entrypoint(ctx: JobContext) -> None:
             ),
             record,
         )
+    if audio_out is not None:
+        session.output.audio = audio_out
     await session.start(
         agent=agent,
         room=ctx.room,
         room_options=room_io.RoomOptions(
+            audio_output=audio_out is None,  # else the early one above
             close_on_disconnect=True,
             participant_kinds=_PARTICIPANT_KINDS,
             **({"participant_identity": party.identity} if party else {}),

@@ -31,14 +31,18 @@ async def _mint(token_server_url: str, id_token: str, livekit_server) -> tuple[s
     return body["server_url"], body["participant_token"], room
 
 
-async def _agents_in(livekit_server, room: str) -> list[str]:
+async def _agents(livekit_server, room: str) -> list[api.ParticipantInfo]:
     keys = (livekit_server.api_key, livekit_server.api_secret)
     async with api.LiveKitAPI(livekit_server.http_url, *keys) as lk:
         try:
             resp = await lk.room.list_participants(api.ListParticipantsRequest(room=room))
         except api.TwirpError:  # no such room (yet, or any more)
             return []
-    return [p.identity for p in resp.participants if p.kind == api.ParticipantInfo.Kind.AGENT]
+    return [p for p in resp.participants if p.kind == api.ParticipantInfo.Kind.AGENT]
+
+
+async def _agents_in(livekit_server, room: str) -> list[str]:
+    return [p.identity for p in await _agents(livekit_server, room)]
 
 
 async def test_the_agent_is_waiting_when_the_caller_joins(
@@ -49,13 +53,18 @@ async def test_the_agent_is_waiting_when_the_caller_joins(
     pressed = time.monotonic()
     url, token, room = await _mint(live_token_server.url, user.id_token, livekit_server)
 
-    # Nobody has joined with the token yet, and the agent is in the call's room already.
+    # Nobody has joined with the token yet, and the agent is in the call's room already, its
+    # voice published and its session started (lk.agent.state), waiting for the caller.
     deadline = time.monotonic() + 20
-    agents: list[str] = []
-    while not agents and time.monotonic() < deadline:
-        agents = await _agents_in(livekit_server, room)
+    agents: list[api.ParticipantInfo] = []
+    while time.monotonic() < deadline:
+        agents = await _agents(livekit_server, room)
+        if agents and agents[0].tracks and "lk.agent.state" in agents[0].attributes:
+            break
         await asyncio.sleep(0.1)
     assert len(agents) == 1, agents
+    assert [t.type for t in agents[0].tracks] == [api.TrackType.AUDIO], agents[0]
+    print("agent state before the caller joined:", agents[0].attributes.get("lk.agent.state"))
     agent_in_room = time.monotonic()
 
     caller = Caller()
@@ -67,7 +76,9 @@ async def test_the_agent_is_waiting_when_the_caller_joins(
         assert caller.connected_at is not None
         first = caller.loud_frames[0]
         print(
-            f"\nMEASURED early dispatch: token requested -> agent in room {agent_in_room - pressed:.3f}s; "
+            "\nMEASURED early dispatch: token requested -> agent ready in room "
+            f"{agent_in_room - pressed:.3f}s; caller joined -> agent track subscribed "
+            f"{caller.agent_audio_at - caller.connected_at:.3f}s; "
             f"caller joined -> first greeting audio {first - caller.connected_at:.3f}s; "
             f"token requested -> first greeting audio {first - pressed:.3f}s"
         )
