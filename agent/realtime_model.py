@@ -53,6 +53,19 @@ class RealtimeSession(realtime.RealtimeSession):
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await super().aclose()
 
+    def _handle_response_done(self, event: Any) -> None:
+        generation = self._current_generation
+        super()._handle_response_done(event)
+        details = event.response.status_details
+        done = getattr(generation, "_done_fut", None)
+        if (
+            getattr(details, "reason", None) == "max_output_tokens"
+            and done
+            and done.done()
+            and not done.cancelled()
+        ):
+            done.exception()  # the cap we set is no failure: nobody else reads it, asyncio would log it
+
     # text mode: what TTS speaks is the reply made speakable and cut at the word limit ----------
     def _handle_response_text_delta(self, event: Any) -> None:
         reply = self._replies.setdefault(event.item_id, SpokenReply(self._max_words, tail=self._tail))
