@@ -1,9 +1,11 @@
 """OpenAI Realtime (GA protocol) over WebSocket, enough for LiveKit's ``RealtimeModel``.
 
-WORK IN PROGRESS (issue 7): written from docs/notes/realtime_protocol.md, not yet run against
-the plugin. The caller's speech is found with the same energy endpointer as the Deepgram
-emulator and "transcribed" from the STT script; answers come from the LLM script (``when``)
-and are spoken with the same espeak-ng rendering as the TTS emulator, at 24 kHz.
+Written from docs/notes/realtime_protocol.md and driven by the real plugin in the realtime e2e
+tests. The caller's speech is found with the same energy endpointer as the Deepgram emulator and
+"transcribed" from the STT script; answers come from the LLM script (``when``) and are spoken
+with the same espeak-ng rendering as the TTS emulator, at 24 kHz. Server VAD answers a turn only
+with ``create_response`` on; ``max_output_tokens`` ends a reply early (``incomplete``), counting
+a text token per token and AUDIO_TOKENS_PER_SECOND of speech.
 """
 
 from __future__ import annotations
