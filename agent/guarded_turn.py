@@ -57,6 +57,11 @@ def without_refused_words(chat_ctx: ChatContext) -> ChatContext:
     return safe
 
 
+def escalation_reason(verdict: Verdict) -> str:
+    """`transfer_to_human`'s reason for an escalating rule, for the person taking over."""
+    return _REASONS.get(verdict.rule, f"Guardrail rule {verdict.rule}.")
+
+
 def instead_of_llm(verdict: Verdict) -> list[llm.ChatChunk | str]:
     """A refusal is the rule's fixed line; an escalation is a `transfer_to_human` call, so the
     hand-over takes the same path (summary, SIP transfer or call-back offer) as when the model
@@ -64,10 +69,9 @@ def instead_of_llm(verdict: Verdict) -> list[llm.ChatChunk | str]:
     if verdict.action == "refuse":
         assert verdict.line is not None
         return [verdict.line]
-    reason = _REASONS.get(verdict.rule, f"Guardrail rule {verdict.rule}.")
     call = llm.FunctionToolCall(
         name=TRANSFER_TOOL,
-        arguments=json.dumps({"reason": reason}),
+        arguments=json.dumps({"reason": escalation_reason(verdict)}),
         call_id=f"guardrail_{uuid.uuid4().hex[:12]}",
     )
     return [llm.ChatChunk(id=call.call_id, delta=llm.ChoiceDelta(role="assistant", tool_calls=[call]))]

@@ -11,6 +11,7 @@ from livekit.agents.vad import VAD
 from livekit.agents.voice.agent_session import SessionConnectOptions
 from livekit.plugins import deepgram, elevenlabs, openai, silero
 
+import prompts
 from agent.llm_continue import ContinuingFallbackAdapter
 from agent.realtime_model import RealtimeModel
 from agent.settings import AgentSettings
@@ -174,6 +175,8 @@ def build_realtime(settings: AgentSettings) -> RealtimeModel:
     """Speech to speech, or text only when ElevenLabs speaks (the caller's chosen voice)."""
     kwargs = {"base_url": settings.openai_base_url} if settings.openai_base_url else {}
     return RealtimeModel(
+        max_reply_words=settings.reply_max_words,
+        reply_tail=prompts.line("reply_cut"),
         model=settings.realtime_model,
         voice=settings.realtime_voice,
         modalities=["text"] if settings.elevenlabs_api_key else ["audio"],

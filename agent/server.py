@@ -45,6 +45,7 @@ from agent.journal_replayer import run_replayer
 from agent.outbound import dial, participant_identity
 from agent.phone import decide, phone_party
 from agent.provider_outage import ProviderOutage
+from agent.realtime_turns import RealtimeTurns
 from agent.retrieval import Retrieval
 from agent.settings import AgentSettings
 from agent.summary import summarize
@@ -355,6 +356,8 @@ async def entrypoint(ctx: JobContext) -> None:
         ),
         **(modes.realtime_options(settings, session.tts) if settings.agent_mode == "realtime" else {}),
     )
+    if settings.agent_mode == "realtime":  # the guardrails decide each turn before the model answers
+        RealtimeTurns(session, guardrails)
     if settings.agent_mode == "realtime" and session.tts is not None:
         # The pipeline takes over the same conversation, with the caller as verified by then.
         modes.RealtimeFallback(

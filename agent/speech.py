@@ -2,18 +2,44 @@
 
 `AgentSession.say()` needs a TTS. A realtime agent speaking with the model's own voice has none,
 so the model is asked to say the line word for word: the caller hears one voice all call.
+
+A line that must be heard to its end (consent notice, hand-over, voicemail message, goodbye) is
+said with ``allow_interruptions=False``. With the Realtime server detecting turns, LiveKit ignores
+that and any sound the caller makes cuts the line, so the caller's audio is not listened to until
+the line has been said.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import AsyncIterable
 
 from livekit import rtc
-from livekit.agents import AgentSession
+from livekit.agents import AgentSession, llm
 from livekit.agents.utils import is_given
 from livekit.agents.voice import SpeechHandle
 
 VERBATIM = 'Say exactly this to the caller, word for word and nothing else: "{text}"'
+
+
+_deaf: weakref.WeakKeyDictionary[AgentSession, int] = weakref.WeakKeyDictionary()  # lines not to be cut
+
+
+def _server_turns(session: AgentSession) -> bool:
+    model = session.current_agent.llm
+    return isinstance(model, llm.RealtimeModel) and model.capabilities.turn_detection
+
+
+def _not_listening_during(session: AgentSession, handle: SpeechHandle) -> None:
+    _deaf[session] = _deaf.get(session, 0) + 1
+    session.input.set_audio_enabled(False)
+
+    def done(_: SpeechHandle) -> None:
+        _deaf[session] -= 1
+        if not _deaf[session]:
+            session.input.set_audio_enabled(True)
+
+    handle.add_done_callback(done)
 
 
 def has_tts(session: AgentSession) -> bool:
@@ -31,7 +57,13 @@ def speak(
     """``audio``: the line already synthesised (agent/greeting_cache.py), else TTS speaks it."""
     if has_tts(session):
         kwargs = {"audio": audio} if audio is not None else {}
-        return session.say(text, allow_interruptions=allow_interruptions, **kwargs)
-    return session.generate_reply(
-        instructions=VERBATIM.format(text=text), tool_choice="none", allow_interruptions=allow_interruptions
-    )
+        handle = session.say(text, allow_interruptions=allow_interruptions, **kwargs)
+    else:
+        handle = session.generate_reply(
+            instructions=VERBATIM.format(text=text),
+            tool_choice="none",
+            allow_interruptions=allow_interruptions,
+        )
+    if not allow_interruptions and _server_turns(session):
+        _not_listening_during(session, handle)
+    return handle

@@ -298,9 +298,14 @@ class VoiceDeskAgent(Agent):
         Args:
             reason: One short sentence on why, for the person taking over.
         """
+        if self._control is not None:
+            context.disallow_interruptions()
+        return await self.hand_over(reason)
+
+    async def hand_over(self, reason: str) -> str:
+        """`transfer_to_human`'s result; also what a realtime guardrail escalation runs."""
         if self._control is None:
             return json.dumps({"transferred": False, "note": "No person is available on this call."})
-        context.disallow_interruptions()
         done = await self._control.transfer_to_human(reason)
         note = "The call is being transferred." if done else "A call back was offered instead; say goodbye."
         return json.dumps({"transferred": done, "note": note})

@@ -2,7 +2,9 @@
 
 What the caller "says" is the STT emulator's script; what the LLM answers is the LLM emulator's
 script, so each test can show what the guardrails kept from the model (its request log) and
-what the caller heard (the agent's transcript and audio) and what was stored.
+what the caller heard (the agent's transcript and audio) and what was stored. Every test runs
+in each AGENT_MODE: the pipeline, the Realtime model's own voice, and its text spoken by
+ElevenLabs (the realtime emulator answers from the same scripts).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import prompts
+from agent.realtime_model import output_token_cap
 from tests.support.audio import read_pcm, synthesize
 from tests.support.kb_cli import ingest
 from tests.support.rtc_caller import Caller
@@ -64,8 +67,22 @@ async def _ask(caller: Caller, wav: Path, expect: str, within: float = 40.0) -> 
     return next(t for t in caller.agent_finals()[before:] if expect in t)
 
 
-def _llm_text(provider_emulators) -> str:
-    return json.dumps([r.get("messages") for r in provider_emulators.log("llm")])
+def _model_requests(provider_emulators, agent_mode: str) -> list[dict]:
+    """What the model was asked to answer: chat requests, or the Realtime model's responses
+    (a fixed line the realtime model is told to say word for word is not an answer)."""
+    if agent_mode == "pipeline":
+        return provider_emulators.log("llm")
+    log = provider_emulators.log("realtime")
+    return [r for r in log if r.get("event") == "response" and "messages" in r and not r.get("verbatim")]
+
+
+def _llm_text(provider_emulators, agent_mode: str) -> str:
+    if agent_mode == "pipeline":
+        return json.dumps([r.get("messages") for r in provider_emulators.log("llm")])
+    # Every realtime response, verbatim lines too, and the summary's chat request after the call.
+    log = provider_emulators.log("realtime")
+    chats = [r.get("messages") for r in provider_emulators.log("llm")]
+    return json.dumps([r.get("messages") for r in log if r.get("event") == "response"] + chats)
 
 
 def _spoken(turns: list[dict]) -> list[tuple[str, str]]:
@@ -76,7 +93,8 @@ async def test_a_harmful_request_is_refused_before_the_llm_and_a_long_reply_is_c
     firebase_emulator,
     live_token_server,
     provider_emulators,
-    agent_worker,
+    agent_mode,
+    call_agent,
     livekit_server,
     database_url,
     audio,
@@ -91,16 +109,20 @@ async def test_a_harmful_request_is_refused_before_the_llm_and_a_long_reply_is_c
     )
     user = firebase_emulator.sign_up(display_name="Gail Guard")
     caller, room = await join_call(
-        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret
+        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret, agent=call_agent
     )
+    # The model's own voice has no text to cut: its instructions and an output-token cap hold
+    # it to the limit (the emulator's cap is in tests/integration), and 383 words take minutes.
+    cut_text = agent_mode != "realtime"
     try:
         refusal = await _ask(caller, audio[HARMFUL], prompts.line("refuse_harmful"))
-        asked_at = time.monotonic()
-        long_answer = await _ask(caller, audio[LONG_QUESTION], "Feature 1", within=180.0)
-        spoken_s = time.monotonic() - asked_at
-        await caller.wait_for(
-            lambda: caller.heard_since(asked_at + 1.0) >= 100, 10.0, "the long answer's audio"
-        )
+        if cut_text:
+            asked_at = time.monotonic()
+            long_answer = await _ask(caller, audio[LONG_QUESTION], "Feature 1", within=180.0)
+            spoken_s = time.monotonic() - asked_at
+            await caller.wait_for(
+                lambda: caller.heard_since(asked_at + 1.0) >= 100, 10.0, "the long answer's audio"
+            )
         await caller.wait_for(lambda: caller.agent_state() == "listening", 30.0, "the answer to end")
     finally:
         await caller.close()
@@ -108,13 +130,26 @@ async def test_a_harmful_request_is_refused_before_the_llm_and_a_long_reply_is_c
     # The refusal is the fixed line; the LLM was never given the request, not even later in the call.
     assert refusal == prompts.line("refuse_harmful")
     row = await stored_call(database_url, room, ready=summarized)
-    llm_log = _llm_text(provider_emulators)
+    llm_log = _llm_text(provider_emulators, agent_mode)
     assert "hack" not in llm_log.lower() and "someone else" not in llm_log.lower()
-    assert "[a request the agent refused (intrusion)" in llm_log  # the next turn's context says so
-    assert "everything about your plans" in llm_log.lower()
+    if agent_mode != "pipeline":  # the model's conversation had the turn: now it has a placeholder
+        assert not any(
+            "hack" in str(r.get("last_user")) for r in _model_requests(provider_emulators, agent_mode)
+        )
+    if cut_text:
+        assert "[a request the agent refused (intrusion)" in llm_log  # the next turn's context says so
+        assert "everything about your plans" in llm_log.lower()
     events = await stored_events(database_url, row["id"])
     guard = [e["detail"] for e in events if e["kind"] == "guardrail"]
     assert guard == [{"action": "refuse", "rule": "intrusion"}]
+    turns = _spoken(await stored_turns(database_url, row["id"]))
+    assert ("user", HARMFUL) in turns
+    assert turns[turns.index(("user", HARMFUL)) + 1] == ("assistant", refusal)
+    if not cut_text:
+        sessions = [r["session"] for r in provider_emulators.log("realtime") if r.get("event") == "session"]
+        assert sessions[-1]["max_output_tokens"] == output_token_cap(200, audio=True)
+        assert "200 words" in sessions[-1]["instructions"]
+        return
 
     # The long reply: at most 200 words, whole sentences, no markdown or URL, a closing question.
     print(
@@ -127,10 +162,7 @@ async def test_a_harmful_request_is_refused_before_the_llm_and_a_long_reply_is_c
     body = long_answer.removesuffix(prompts.line("reply_cut")).strip()
     assert body.endswith("at no extra cost.") and "Thanks for asking" not in long_answer
 
-    # What was stored is what was spoken: the refusal and the cut reply, after the caller's words.
-    turns = _spoken(await stored_turns(database_url, row["id"]))
-    assert ("user", HARMFUL) in turns
-    assert turns[turns.index(("user", HARMFUL)) + 1] == ("assistant", refusal)
+    # What was stored is what was spoken: the cut reply.
     answer_turn = next(c for r, c in turns if r == "assistant" and "Feature 1" in c)
     assert answer_turn == long_answer
 
@@ -140,7 +172,8 @@ async def test_an_injected_document_is_quoted_data_and_changes_nothing(
     firebase_emulator,
     live_token_server,
     provider_emulators,
-    agent_worker,
+    agent_mode,
+    call_agent,
     livekit_server,
     database_url,
     audio,
@@ -163,7 +196,7 @@ async def test_an_injected_document_is_quoted_data_and_changes_nothing(
     )
     user = firebase_emulator.sign_up(display_name="Ivy Inject")
     caller, room = await join_call(
-        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret
+        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret, agent=call_agent
     )
     try:
         answer = await _ask(caller, audio[REFUND_QUESTION], REFUND_FACT)
@@ -174,12 +207,14 @@ async def test_an_injected_document_is_quoted_data_and_changes_nothing(
     # The model read the document only as marked, untrusted data, with the injected orders removed.
     after_tool = [
         r
-        for r in provider_emulators.log("llm")
+        for r in _model_requests(provider_emulators, agent_mode)
         if any(m.get("role") == "tool" for m in r.get("messages") or [])
     ]
     assert after_tool, "the LLM was never given the tool result"
     request = after_tool[0]["messages"]
+    # A realtime model has its instructions in the session, not in the conversation.
     system = " ".join(str(m.get("content")) for m in request if m.get("role") == "system")
+    system += str(after_tool[0].get("instructions") or "")
     assert "never follow instructions" in system.lower() or "never follow" in system.lower()
     result = json.loads(next(m["content"] for m in request if m.get("role") == "tool"))
     assert result["trust"] == "untrusted_reference" and "never follow" in result["trust_note"]
@@ -204,7 +239,8 @@ async def test_a_caller_asking_for_a_person_is_escalated_and_offered_a_call_back
     firebase_emulator,
     live_token_server,
     provider_emulators,
-    agent_worker,
+    agent_mode,
+    call_agent,
     livekit_server,
     database_url,
     audio,
@@ -226,7 +262,7 @@ async def test_a_caller_asking_for_a_person_is_escalated_and_offered_a_call_back
     )
     user = firebase_emulator.sign_up(display_name="Hugo Human")
     caller, room = await join_call(
-        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret
+        live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret, agent=call_agent
     )
     try:
         # A web call has no phone leg to transfer: the caller is offered a call back, in words.
@@ -257,7 +293,7 @@ async def test_a_caller_asking_for_a_person_is_escalated_and_offered_a_call_back
     # The escalation itself never waited for the model: the one chat request of the turn came after.
     human_requests = [
         r
-        for r in provider_emulators.log("llm")
+        for r in _model_requests(provider_emulators, agent_mode)
         if "human" in str(r.get("last_user", "")).lower()
         and "Transcript of the call" not in str(r.get("last_user"))
     ]

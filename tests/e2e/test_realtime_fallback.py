@@ -1,7 +1,8 @@
 """Realtime mode's way out: when the Realtime model fails, the same call goes on in pipeline mode.
 
 The worker runs AGENT_MODE=realtime with ElevenLabs for the voice; the realtime emulator refuses
-every connection, or accepts a question and never starts the reply. Each time the caller's
+every connection, accepts a question and never starts the reply, or drops the connection
+half-way through the reply (the pipeline answers it again, whole). Each time the caller's
 question is still answered (by the pipeline's LLM), the gap is measured, and the record shows
 the fallback and every turn.
 """
@@ -41,8 +42,27 @@ async def _fallback_stored(database_url: str, room: str, within: float = 20.0) -
         await asyncio.sleep(0.2)
 
 
-@pytest.mark.parametrize("agent_mode", ["realtime_voice"])
-@pytest.mark.parametrize("fault", ["http_500", "stall"])
+async def _greeted_in_full(database_url: str, room: str, within: float = 20.0) -> None:
+    """A greeting stored as said to its end (a greeting the switch cut is stored as interrupted)."""
+    deadline = time.monotonic() + within
+    row = await stored_call(database_url, room, ready=lambda _row: True)
+    while not any(
+        t["role"] == "assistant" and GREETING in t["content"] and not t["interrupted"]
+        for t in await stored_turns(database_url, row["id"])
+    ):
+        assert time.monotonic() < deadline, "no greeting was heard in full"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.parametrize(
+    ("agent_mode", "fault"),
+    [
+        ("realtime_voice", "http_500"),
+        ("realtime_voice", "stall"),
+        ("realtime_voice", "disconnect"),
+        ("realtime", "disconnect"),  # speech to speech: the caller hears the model's reply break off
+    ],
+)
 async def test_a_realtime_fault_is_answered_by_the_pipeline(
     fault: str,
     agent_mode: str,
@@ -57,7 +77,12 @@ async def test_a_realtime_fault_is_answered_by_the_pipeline(
     provider_emulators.reset()
     provider_emulators.script(
         stt=[QUESTION, FOLLOW_UP],
-        llm=[{"text": ANSWER, "when": QUESTION}, {"text": FOLLOW_UP_ANSWER, "when": FOLLOW_UP}],
+        llm=[
+            # The realtime model's reply, which the dropped connection breaks off half-way.
+            *([{"text": ANSWER, "when": QUESTION}] if fault == "disconnect" else []),
+            {"text": ANSWER, "when": QUESTION},
+            {"text": FOLLOW_UP_ANSWER, "when": FOLLOW_UP},
+        ],
     )
     if fault == "http_500":  # the model is down from the start
         provider_emulators.fault("realtime", "http_500", count=-1)
@@ -70,15 +95,10 @@ async def test_a_realtime_fault_is_answered_by_the_pipeline(
         await caller.wait_for(lambda: caller.agent_finals(), 20.0, "the greeting")
         await caller.wait_for(lambda: caller.agent_state() == "listening", 20.0, "the greeting to end")
         if fault == "http_500":
-            # The switch cuts the greeting in progress and the pipeline greets again: like a
-            # person, the caller waits for that greeting to end before asking.
+            # The switch may cut the greeting in progress (the pipeline then greets again) or come
+            # before it: like a person, the caller waits until a greeting was heard in full.
             await _fallback_stored(database_url, room)
-            switched = time.monotonic()
-            await caller.wait_for(
-                lambda: any(t.final and t.at > switched and GREETING in t.text for t in caller.transcripts),
-                20.0,
-                "the pipeline's greeting",
-            )
+            await _greeted_in_full(database_url, room)
             await caller.wait_for(lambda: caller.agent_state() == "listening", 20.0, "the greeting to end")
         else:  # the model is up, then fails on the answer
             provider_emulators.fault("realtime", fault)
@@ -88,7 +108,11 @@ async def test_a_realtime_fault_is_answered_by_the_pipeline(
         await caller.wait_for(lambda: ANSWER in caller.agent_finals(), 40.0, "the pipeline's answer")
         await caller.wait_for(lambda: caller.heard_since(spoken_until) >= 10, 10.0, "answer audio")
         gap = (caller.first_heard_since(spoken_until) or 0.0) - spoken_until
-        print(f"realtime {fault}: {gap:.2f} s from the end of the question to the answer's audio")
+        answered = next(t.at for t in caller.transcripts if t.final and t.text == ANSWER) - spoken_until
+        print(
+            f"{agent_mode} {fault}: {gap:.2f} s from the end of the question to the first audio after it, "
+            f"{answered:.2f} s to the pipeline's answer transcript"
+        )
         assert gap < MAX_GAP_S, gap
 
         # The rest of the call is the pipeline's: the next question goes to its STT and LLM.
@@ -105,6 +129,8 @@ async def test_a_realtime_fault_is_answered_by_the_pipeline(
     # The pipeline's LLM was asked the question the realtime model had transcribed.
     asked = [str(r.get("last_user")) for r in provider_emulators.log("llm")]
     assert any(QUESTION in q for q in asked) and any(FOLLOW_UP in q for q in asked)
+    if fault == "disconnect":  # the model really was cut off mid-reply
+        assert any(e["event"] == "dropped" for e in provider_emulators.log("realtime"))
     row = await stored_call(database_url, room)
     events = await stored_events(database_url, row["id"])
     (fallback,) = [e for e in events if e["kind"] == "fallback"]

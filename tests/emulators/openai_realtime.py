@@ -1,9 +1,11 @@
 """OpenAI Realtime (GA protocol) over WebSocket, enough for LiveKit's ``RealtimeModel``.
 
-WORK IN PROGRESS (issue 7): written from docs/notes/realtime_protocol.md, not yet run against
-the plugin. The caller's speech is found with the same energy endpointer as the Deepgram
-emulator and "transcribed" from the STT script; answers come from the LLM script (``when``)
-and are spoken with the same espeak-ng rendering as the TTS emulator, at 24 kHz.
+Written from docs/notes/realtime_protocol.md and driven by the real plugin in the realtime e2e
+tests. The caller's speech is found with the same energy endpointer as the Deepgram emulator and
+"transcribed" from the STT script; answers come from the LLM script (``when``) and are spoken
+with the same espeak-ng rendering as the TTS emulator, at 24 kHz. Server VAD answers a turn only
+with ``create_response`` on; ``max_output_tokens`` ends a reply early (``incomplete``), counting
+a text token per token and AUDIO_TOKENS_PER_SECOND of speech.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from .state import EmulatorState
 
 SAMPLE_RATE = 24_000
 BYTES_PER_MS = SAMPLE_RATE * 2 // 1000
+# Output tokens counted against max_output_tokens: one per text token, and audio at this rate.
+AUDIO_TOKENS_PER_SECOND = 20
 # How the agent asks for a fixed line in the model's own voice (agent/speech.py).
 VERBATIM = re.compile(r'word for word and nothing else: "(.*)"\s*$', re.DOTALL)
 
@@ -88,6 +92,7 @@ class RealtimeConnection:
         self.user_item: str | None = None
         self.response: asyncio.Task[None] | None = None
         self.cancel_reason: str | None = None
+        self.budget: float | None = None  # the reply's output tokens left (max_output_tokens)
         self._lock = asyncio.Lock()
 
     # plumbing ----------------------------------------------------------------------------------
@@ -317,6 +322,8 @@ class RealtimeConnection:
         }
         await self.send({"type": "response.created", "response": created})
         status = "completed"
+        cap = options.get("max_output_tokens", self.session.get("max_output_tokens"))
+        self.budget = cap if isinstance(cap, int) else None  # "inf": no limit
         try:
             messages = self.messages()
             verbatim = VERBATIM.search(str(options.get("instructions") or ""))
@@ -334,6 +341,8 @@ class RealtimeConnection:
                 instructions=self.session.get("instructions"),
                 answer=answer,
                 tool_choice=tool_choice,
+                verbatim=verbatim is not None,
+                messages=messages,  # the conversation the model answered from
             )
             if answer and answer.get("tool_calls") and tool_choice != "none":
                 for call in answer["tool_calls"]:
@@ -344,6 +353,8 @@ class RealtimeConnection:
                 else:
                     text = str(answer["text"]) if answer else default_answer(messages)
                 output.append(await self.message(response_id, text, drop=fault == "disconnect"))
+            if self.budget is not None and self.budget < 0:
+                status = "incomplete"
         except asyncio.CancelledError:
             status = "cancelled"
         finally:
@@ -358,6 +369,8 @@ class RealtimeConnection:
                     "type": "cancelled",
                     "reason": self.cancel_reason or "client_cancelled",
                 }
+            elif status == "incomplete":
+                done["status_details"] = {"type": "incomplete", "reason": "max_output_tokens"}
             done["usage"] = {"total_tokens": 0, "input_tokens": 0, "output_tokens": 0}
             await self.send({"type": "response.done", "response": done})
 
@@ -424,11 +437,13 @@ class RealtimeConnection:
                 for i, token in enumerate(tokens):
                     if drop and i == len(tokens) // 2:
                         self.drop()
+                    if not self.spend(1):
+                        break
                     await self.send({"type": "response.output_text.delta", **refs, "delta": token})
                     spoken += token
                     if llm.rate:
                         await asyncio.sleep(1 / llm.rate)
-                await self.send({"type": "response.output_text.done", **refs, "text": text})
+                await self.send({"type": "response.output_text.done", **refs, "text": spoken})
         finally:
             key = "transcript" if audio else "text"
             content = [{"type": "output_audio" if audio else "output_text", key: spoken.strip()}]
@@ -444,6 +459,13 @@ class RealtimeConnection:
                 }
             )
         return item
+
+    def spend(self, tokens: float) -> bool:
+        """Count output tokens against max_output_tokens; False once the reply must stop there."""
+        if self.budget is None:
+            return True
+        self.budget -= tokens
+        return self.budget >= 0
 
     def drop(self) -> None:
         """The connection breaks in the middle of a reply."""
@@ -461,10 +483,16 @@ class RealtimeConnection:
         chunks = speech.chunk_bytes(pcm, duration)
         rate = self.state.latency["tts"].rate
         spoken, sent = "", 0
+        capped = False
         for i, (chunk, until) in enumerate(chunks):
             if drop and i == 2:
                 self.drop()
             want = round(len(tokens) * until / duration) if duration else len(tokens)
+            seconds = until - (chunks[i - 1][1] if i else 0.0)
+            if not self.spend(seconds * AUDIO_TOKENS_PER_SECOND + max(0, want - sent)):
+                capped = True  # max_output_tokens: the reply stops mid-sentence
+                self.audio_ms[refs["item_id"]] = int((until - seconds) * 1000)
+                break
             for token in tokens[sent:want]:
                 await self.send({"type": "response.output_audio_transcript.delta", **refs, "delta": token})
                 spoken += token
@@ -473,10 +501,10 @@ class RealtimeConnection:
                 {"type": "response.output_audio.delta", **refs, "delta": base64.b64encode(chunk).decode()}
             )
             if rate:
-                await asyncio.sleep((until - (chunks[i - 1][1] if i else 0.0)) / rate)
-        for token in tokens[sent:]:
+                await asyncio.sleep(seconds / rate)
+        for token in [] if capped else tokens[sent:]:
             await self.send({"type": "response.output_audio_transcript.delta", **refs, "delta": token})
             spoken += token
         await self.send({"type": "response.output_audio.done", **refs})
-        await self.send({"type": "response.output_audio_transcript.done", **refs, "transcript": text})
+        await self.send({"type": "response.output_audio_transcript.done", **refs, "transcript": spoken})
         return spoken
