@@ -75,10 +75,13 @@ async def test_the_agent_is_waiting_when_the_caller_joins(
         assert caller.agent_finals()[0] == prompts.greeting("Early Bird")
         assert caller.connected_at is not None
         first = caller.loud_frames[0]
+        # The agent's own "speaking" state (its playout started), as the caller's room saw it.
+        speaking = next(t for t, state in caller.agent_states if state == "speaking")
         print(
             "\nMEASURED early dispatch: token requested -> agent ready in room "
             f"{agent_in_room - pressed:.3f}s; caller joined -> agent track subscribed "
             f"{caller.agent_audio_at - caller.connected_at:.3f}s; "
+            f"caller joined -> agent speaking {speaking - caller.connected_at:.3f}s; "
             f"caller joined -> first greeting audio {first - caller.connected_at:.3f}s; "
             f"token requested -> first greeting audio {first - pressed:.3f}s"
         )

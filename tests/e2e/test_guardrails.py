@@ -111,9 +111,11 @@ async def test_a_harmful_request_is_refused_before_the_llm_and_a_long_reply_is_c
     caller, room = await join_call(
         live_token_server.url, user, livekit_server.api_key, livekit_server.api_secret, agent=call_agent
     )
-    # The model's own voice has no text to cut: its instructions and an output-token cap hold
-    # it to the limit (the emulator's cap is in tests/integration), and 383 words take minutes.
-    cut_text = agent_mode != "realtime"
+    # Speaking 200 words takes over a minute: the pipeline's cut is heard end to end here. The
+    # realtime model's text is cut by the same code (tests/integration/test_realtime_reply_limit.py,
+    # with the real plugin); its own voice has no text to cut, and its instructions and an
+    # output-token cap hold it to the limit (the emulator's cap is tested there too).
+    cut_text = agent_mode == "pipeline"
     try:
         refusal = await _ask(caller, audio[HARMFUL], prompts.line("refuse_harmful"))
         if cut_text:
@@ -147,7 +149,7 @@ async def test_a_harmful_request_is_refused_before_the_llm_and_a_long_reply_is_c
     assert turns[turns.index(("user", HARMFUL)) + 1] == ("assistant", refusal)
     if not cut_text:
         sessions = [r["session"] for r in provider_emulators.log("realtime") if r.get("event") == "session"]
-        assert sessions[-1]["max_output_tokens"] == output_token_cap(200, audio=True)
+        assert sessions[-1]["max_output_tokens"] == output_token_cap(200, audio=agent_mode == "realtime")
         assert "200 words" in sessions[-1]["instructions"]
         return
 
@@ -235,6 +237,26 @@ async def test_an_injected_document_is_quoted_data_and_changes_nothing(
     assert not any("free forever" in c for _, c in _spoken(turns))
 
 
+async def _assert_escalated(
+    database_url: str, row: dict, *, rule: str, said: str, reason: str, summary: str
+) -> None:
+    """Stored: the guardrail's escalation, then the call back (a web call has no phone leg to
+    transfer) with why and a summary for the person calling back; the caller's words before
+    the offer."""
+    events = await stored_events(database_url, row["id"])
+    kinds = [e["kind"] for e in events]
+    assert {"action": "escalate", "rule": rule} in [e["detail"] for e in events if e["kind"] == "guardrail"]
+    callback = next(e["detail"] for e in events if e["kind"] == "callback_requested")
+    assert (callback["reason"], callback["summary"]) == (reason, summary)
+    assert kinds.index("guardrail") < kinds.index("callback_requested")
+    turns = await stored_turns(database_url, row["id"])
+    (tool,) = [t for t in turns if t["role"] == "tool"]
+    assert tool["tool_name"] == "transfer_to_human"
+    assert json.loads(tool["tool_result"]["output"])["transferred"] is False
+    spoken = _spoken(turns)
+    assert spoken.index(("user", said)) < spoken.index(("assistant", prompts.line("transfer_unavailable")))
+
+
 async def test_a_caller_asking_for_a_person_is_escalated_and_offered_a_call_back(
     firebase_emulator,
     live_token_server,
@@ -275,21 +297,14 @@ async def test_a_caller_asking_for_a_person_is_escalated_and_offered_a_call_back
 
     assert offer == prompts.line("transfer_unavailable")
     row = await stored_call(database_url, room, ready=summarized)
-    events = await stored_events(database_url, row["id"])
-    kinds = [e["kind"] for e in events]
-    assert {"action": "escalate", "rule": "asked_for_human"} in [
-        e["detail"] for e in events if e["kind"] == "guardrail"
-    ]
-    callback = next(e["detail"] for e in events if e["kind"] == "callback_requested")
-    assert callback["reason"] == "The caller asked to speak to a person."
-    assert callback["summary"] == "Caller asked for a person."
-    assert kinds.index("guardrail") < kinds.index("callback_requested")
-    turns = await stored_turns(database_url, row["id"])
-    (tool,) = [t for t in turns if t["role"] == "tool"]
-    assert tool["tool_name"] == "transfer_to_human"
-    assert json.loads(tool["tool_result"]["output"])["transferred"] is False
-    spoken = _spoken(turns)
-    assert spoken.index(("user", HUMAN)) < spoken.index(("assistant", offer))
+    await _assert_escalated(
+        database_url,
+        row,
+        rule="asked_for_human",
+        said=HUMAN,
+        reason="The caller asked to speak to a person.",
+        summary="Caller asked for a person.",
+    )
     # The escalation itself never waited for the model: the one chat request of the turn came after.
     human_requests = [
         r
@@ -343,20 +358,14 @@ async def test_a_clearly_upset_caller_is_escalated_and_offered_a_call_back(
     assert offer == prompts.line("transfer_unavailable")
     row = await stored_call(database_url, room, ready=summarized)
     assert row["outcome"] == "follow_up" and row["summary"] == summary["summary"]
-    events = await stored_events(database_url, row["id"])
-    kinds = [e["kind"] for e in events]
-    assert [e["detail"] for e in events if e["kind"] == "guardrail"] == [
-        {"action": "escalate", "rule": "upset"}
-    ]
-    callback = next(e["detail"] for e in events if e["kind"] == "callback_requested")
-    assert callback["reason"] == "The caller is upset." and callback["summary"] == summary["summary"]
-    assert kinds.index("guardrail") < kinds.index("callback_requested")
-    turns = await stored_turns(database_url, row["id"])
-    (tool,) = [t for t in turns if t["role"] == "tool"]
-    assert tool["tool_name"] == "transfer_to_human"
-    assert json.loads(tool["tool_result"]["output"])["transferred"] is False
-    spoken = _spoken(turns)
-    assert spoken.index(("user", UPSET)) < spoken.index(("assistant", offer))
+    await _assert_escalated(
+        database_url,
+        row,
+        rule="upset",
+        said=UPSET,
+        reason="The caller is upset.",
+        summary=summary["summary"],
+    )
     # The model was not asked to answer the outburst itself: its one request of the turn came
     # after the escalation, with the tool's result.
     upset_requests = [

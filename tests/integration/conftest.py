@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from db.storage import StorageSettings
 from tests.support.firebase_emulator import FirebaseAuthEmulator, SignedUpUser, SigningAuthority
 from tests.support.processes import free_port, http_ok, start_service
+from tests.support.provider_emulators import ProviderEmulators
 from tests.support.token_server import (
     TokenServer,
     server_env,
@@ -259,3 +260,10 @@ class CallRows:
 def call_rows(database_url: str) -> Iterator[CallRows]:
     with psycopg.connect(database_url, autocommit=True) as conn:
         yield CallRows(conn)
+
+
+@pytest.fixture
+def emulators(provider_emulators: ProviderEmulators) -> ProviderEmulators:
+    """The session's provider emulators, with no script, latency or fault left by another test."""
+    provider_emulators.reset()
+    return provider_emulators

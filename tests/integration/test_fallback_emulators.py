@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import httpx
@@ -19,24 +19,10 @@ from livekit.agents import stt as agents_stt
 from livekit.plugins import deepgram, openai
 
 from agent.stt_stall_guard import StallGuard
-from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+from tests.support.provider_emulators import ProviderEmulators
 
 NO_RETRY = APIConnectOptions(max_retry=0, timeout=5)
 SENTENCE = "Your refund was sent this morning and should arrive within five days."
-
-
-@pytest.fixture(scope="module")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderEmulators]:
-    emu = start_provider_emulators(tmp_path_factory.mktemp("fallback-emulators"))
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean_emulator(emulators: ProviderEmulators) -> None:
-    emulators.reset()
 
 
 def _speech(text: str, rate: int = 16000) -> rtc.AudioFrame:

@@ -6,7 +6,7 @@ instead of repeating it (``agent/llm_continue``). Also the emulator features the
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import aiohttp
 import numpy as np
@@ -21,24 +21,10 @@ from agent.stt_stall_guard import StallGuard
 from agent.tts_resume import ResumingFallbackAdapter
 from tests.emulators.endpointing import voiced_span
 from tests.integration.test_fallback_emulators import _speech
-from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+from tests.support.provider_emulators import ProviderEmulators
 
 LINE = "Please call me back, I will be at home all afternoon."
 STEP = 1600  # 0.1 s at 16 kHz
-
-
-@pytest.fixture(scope="module")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderEmulators]:
-    emu = start_provider_emulators(tmp_path_factory.mktemp("drop-emulators"))
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean_emulator(emulators: ProviderEmulators) -> None:
-    emulators.reset()
 
 
 @pytest.fixture

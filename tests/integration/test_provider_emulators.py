@@ -12,7 +12,7 @@ import json
 import subprocess
 import time
 import wave
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -31,23 +31,9 @@ from livekit.agents import (
 )
 from livekit.plugins import deepgram, elevenlabs, openai
 
-from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+from tests.support.provider_emulators import ProviderEmulators
 
 NO_RETRY = APIConnectOptions(max_retry=0, timeout=10)
-
-
-@pytest.fixture(scope="session")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderEmulators]:
-    emu = start_provider_emulators(tmp_path_factory.mktemp("provider-emulators"))
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean_emulator(emulators: ProviderEmulators) -> None:
-    emulators.reset()
 
 
 @pytest.fixture

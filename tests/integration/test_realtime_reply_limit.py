@@ -11,32 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 
 import aiohttp
 import pytest
 from livekit.agents import llm
 
 from agent.realtime_model import RealtimeModel, output_token_cap
-from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+from tests.support.provider_emulators import ProviderEmulators
 
 TAIL = "Shall I go on?"
 # 30 sentences, 10 words each: 300 words, with markdown.
 LONG = "\n".join(f"- **Point {i}** is one more thing you should know about." for i in range(1, 31))
-
-
-@pytest.fixture(scope="module")
-def emulators(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProviderEmulators]:
-    emu = start_provider_emulators(tmp_path_factory.mktemp("realtime-emulators"))
-    try:
-        yield emu
-    finally:
-        emu.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean_emulator(emulators: ProviderEmulators) -> None:
-    emulators.reset()
 
 
 async def test_text_mode_reply_is_cut_at_the_word_limit(emulators: ProviderEmulators) -> None:
