@@ -10,13 +10,15 @@ from agent.settings import AgentSettings
 
 
 def _control(*said: tuple[str, str]) -> CallControl:
-    session = AgentSession()  # a real (unstarted) session: only its history is read
+    # A real (unstarted) session: only its history is read. It takes the running event loop,
+    # hence async tests: after other async tests the main thread has no loop to hand out.
+    session = AgentSession()
     for role, text in said:
         session.history.add_message(role=role, content=text)  # type: ignore[arg-type]
     return CallControl(None, session, None, AgentSettings.model_construct())  # type: ignore[arg-type]
 
 
-def test_the_unanswered_question_ends_the_tail() -> None:
+async def test_the_unanswered_question_ends_the_tail() -> None:
     control = _control(("assistant", "Hi, how can I help?"), ("user", "Hello."))
     assert control.transcript_tail("What are your opening hours?") == (
         "assistant: Hi, how can I help? / user: Hello. / user: What are your opening hours?"
@@ -24,7 +26,7 @@ def test_the_unanswered_question_ends_the_tail() -> None:
     assert control.transcript_tail() == "assistant: Hi, how can I help? / user: Hello."
 
 
-def test_the_tail_is_the_last_six_turns_with_pins_masked() -> None:
+async def test_the_tail_is_the_last_six_turns_with_pins_masked() -> None:
     turns = [("user" if i % 2 else "assistant", f"turn {i}") for i in range(8)]
     control = _control(*turns)
     tail = control.transcript_tail("My PIN is 4 8 2 1.")
