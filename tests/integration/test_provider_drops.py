@@ -56,15 +56,19 @@ async def test_openai_stt_transcribes_only_the_part_of_a_line_it_heard(
     assert heard and heard != LINE and LINE.endswith(heard), heard
 
 
-async def test_elevenlabs_disconnect_after_n_chunks(
-    emulators: ProviderEmulators, http: aiohttp.ClientSession
-) -> None:
-    el = elevenlabs.TTS(
+def _elevenlabs(emulators: ProviderEmulators, http: aiohttp.ClientSession) -> elevenlabs.TTS:
+    return elevenlabs.TTS(
         base_url=emulators.base_urls["elevenlabs"],
         api_key="emulator",
         encoding="pcm_24000",
         http_session=http,
     )  # type: ignore[arg-type]
+
+
+async def test_elevenlabs_disconnect_after_n_chunks(
+    emulators: ProviderEmulators, http: aiohttp.ClientSession
+) -> None:
+    el = _elevenlabs(emulators, http)
     emulators.fault("tts", "disconnect", after=6)
     audio = 0.0
     with pytest.raises(APIError):
@@ -161,12 +165,7 @@ async def test_next_tts_speaks_the_rest_of_a_cut_reply(
 ) -> None:
     """ElevenLabs drops after ``after`` chunks (0.1 s each): the first sentence lasts about
     0.7 s, so 9 chunks cut the second. OpenAI speaks from the sentence in progress on."""
-    el = elevenlabs.TTS(
-        base_url=emulators.base_urls["elevenlabs"],
-        api_key="emulator",
-        encoding="pcm_24000",
-        http_session=http,
-    )  # type: ignore[arg-type]
+    el = _elevenlabs(emulators, http)
     oa = openai.TTS(base_url=emulators.base_urls["openai"], api_key="emulator", response_format="pcm")
     adapter = ResumingFallbackAdapter([el, oa], max_retry_per_tts=0)
     emulators.fault("tts", "disconnect", after=after)
