@@ -21,9 +21,11 @@ import threading
 import wave
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 from livekit import rtc
 from livekit.agents import tts as lk_tts
 
@@ -34,6 +36,8 @@ from agent.settings import AgentSettings
 logger = logging.getLogger("voicedesk.agent.greeting_cache")
 
 FRAME_MS = 20  # what is handed to the audio output per step: pause and interruption stay prompt
+QUIET_RMS = 100  # int16, about -50 dBFS: the stillness synthesised speech starts with
+ONSET_PAD_MS = 10  # kept before the voice, so its first sound is not clipped
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,21 @@ class CachedAudio:
     pcm: bytes  # 16-bit mono
     sample_rate: int
 
+    @cached_property
+    def onset(self) -> int:
+        """The first sample to play: synthesised speech starts with 40-60 ms of stillness, which
+        would only delay the greeting."""
+        window = self.sample_rate // 200  # 5 ms
+        samples = np.frombuffer(self.pcm, dtype=np.int16)[: len(self.pcm) // 2 // window * window]
+        rms = np.sqrt(np.mean(samples.reshape(-1, window).astype(np.float64) ** 2, axis=1))
+        loud = np.flatnonzero(rms > QUIET_RMS)
+        if not loud.size:
+            return 0
+        return max(0, int(loud[0]) * window - self.sample_rate * ONSET_PAD_MS // 1000)
+
     def frames(self) -> Iterable[rtc.AudioFrame]:
         step = self.sample_rate * FRAME_MS // 1000
-        for start in range(0, len(self.pcm) // 2, step):
+        for start in range(self.onset, len(self.pcm) // 2, step):
             chunk = self.pcm[start * 2 : (start + step) * 2]
             yield rtc.AudioFrame(chunk, self.sample_rate, 1, len(chunk) // 2)
 

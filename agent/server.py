@@ -31,7 +31,7 @@ from livekit.agents.vad import VAD
 from livekit.agents.voice.events import CloseReason
 
 import prompts
-from agent import metrics, modes, providers, recording
+from agent import metrics, modes, providers, recording, transcript_sync
 from agent.busy_line import answer_busy
 from agent.call_control import CallControl
 from agent.call_metadata import CallMetadata, parse_call_metadata
@@ -106,6 +106,7 @@ def prewarm(proc: JobProcess) -> None:
     """Runs once per job process before any call: load models off the call's clock."""
     for module in _LAZY_IMPORTS:
         importlib.import_module(module)
+    transcript_sync.install()
     if redaction.redaction_enabled:
         install_redaction()  # before this process's log records leave for the worker
     metrics.reap_dead_processes()  # a crashed job must not count as an active call forever
@@ -341,6 +342,8 @@ async def entrypoint(ctx: JobContext) -> None:
             guardrails=guardrails,
             on_guardrail=(lambda v: record.event("guardrail", **v.event())) if record is not None else None,
             max_reply_words=settings.reply_max_words,
+            # the early voice can be heard before RoomIO links the caller (agent/speech.py)
+            transcript_ready=(lambda: session.room_io.wait_for_ready()) if audio_out is not None else None,
             **options,
         )
 

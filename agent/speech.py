@@ -12,7 +12,7 @@ the line has been said.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 
 from livekit import rtc
 from livekit.agents import AgentSession, llm
@@ -47,17 +47,30 @@ def has_tts(session: AgentSession) -> bool:
     return (agent_tts if is_given(agent_tts) else session.tts) is not None
 
 
+async def _shown_after(ready: Awaitable[None], text: str) -> AsyncIterator[str]:
+    await ready
+    yield text
+
+
 def speak(
     session: AgentSession,
     text: str,
     *,
     allow_interruptions: bool = True,
     audio: AsyncIterable[rtc.AudioFrame] | None = None,
+    transcript_ready: Awaitable[None] | None = None,
 ) -> SpeechHandle:
-    """``audio``: the line already synthesised (agent/greeting_cache.py), else TTS speaks it."""
+    """``audio``: the line already synthesised (agent/greeting_cache.py), else TTS speaks it.
+
+    ``transcript_ready``: the line's words reach the transcript only then, while its audio
+    plays at once. RoomIO attaches the agent's transcript to the call once LiveKit tells the
+    agent about the caller, which it does when the caller publishes a track; a caller already
+    subscribed to our voice hears us before that, and words said earlier are dropped.
+    """
     if has_tts(session):
         kwargs = {"audio": audio} if audio is not None else {}
-        handle = session.say(text, allow_interruptions=allow_interruptions, **kwargs)
+        shown = _shown_after(transcript_ready, text) if transcript_ready is not None else text
+        handle = session.say(shown, allow_interruptions=allow_interruptions, **kwargs)
     else:
         handle = session.generate_reply(
             instructions=VERBATIM.format(text=text),

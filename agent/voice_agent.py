@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import Any
 
 from livekit import rtc
@@ -56,6 +56,7 @@ class VoiceDeskAgent(Agent):
         greet: bool = True,
         on_voicemail: Callable[[], None] | None = None,
         greeting_audio: Callable[[str], AsyncIterable[rtc.AudioFrame] | None] | None = None,
+        transcript_ready: Callable[[], Awaitable[None]] | None = None,
         reply_on_enter: bool = False,
         guardrails: Guardrails | None = None,
         on_guardrail: Callable[[Verdict], None] | None = None,
@@ -79,6 +80,7 @@ class VoiceDeskAgent(Agent):
         self._on_voicemail = on_voicemail  # set while an outbound call may still reach a machine
         self._turns_checked_for_voicemail = 0
         self._greeting_audio = greeting_audio  # pre-synthesised audio for the greeting, if cached
+        self._transcript_ready = transcript_ready  # see speak()
         if control is not None:
             control.on_keypad_pin = self._verify_from_keypad
 
@@ -106,7 +108,10 @@ class VoiceDeskAgent(Agent):
     def _say_fixed(self, text: str, *, allow_interruptions: bool = True) -> None:
         """From cached audio when the text (or its start) was synthesised before the call."""
         audio = self._greeting_audio(text) if self._greeting_audio else None
-        speak(self.session, text, allow_interruptions=allow_interruptions, audio=audio)
+        ready = self._transcript_ready() if self._transcript_ready else None
+        speak(
+            self.session, text, allow_interruptions=allow_interruptions, audio=audio, transcript_ready=ready
+        )
 
     def greeting(self) -> str:
         """A fixed text goes straight to TTS: no LLM round trip before the caller hears us."""
