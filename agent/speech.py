@@ -12,7 +12,7 @@ the line has been said.
 from __future__ import annotations
 
 import weakref
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 
 from livekit import rtc
 from livekit.agents import AgentSession, llm
@@ -58,18 +58,18 @@ def speak(
     *,
     allow_interruptions: bool = True,
     audio: AsyncIterable[rtc.AudioFrame] | None = None,
-    transcript_ready: Awaitable[None] | None = None,
+    transcript_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> SpeechHandle:
     """``audio``: the line already synthesised (agent/greeting_cache.py), else TTS speaks it.
 
-    ``transcript_ready``: the line's words reach the transcript only then, while its audio
-    plays at once. RoomIO attaches the agent's transcript to the call once LiveKit tells the
-    agent about the caller, which it does when the caller publishes a track; a caller already
-    subscribed to our voice hears us before that, and words said earlier are dropped.
+    ``transcript_ready``: the line's words reach the transcript once what it returns is done,
+    while its audio plays at once. RoomIO attaches the agent's transcript to the call once
+    LiveKit tells the agent about the caller, which it does when the caller publishes a track;
+    a caller already subscribed to our voice hears us before that, and earlier words are lost.
     """
     if has_tts(session):
         kwargs = {"audio": audio} if audio is not None else {}
-        shown = _shown_after(transcript_ready, text) if transcript_ready is not None else text
+        shown = _shown_after(transcript_ready(), text) if transcript_ready is not None else text
         handle = session.say(shown, allow_interruptions=allow_interruptions, **kwargs)
     else:
         handle = session.generate_reply(

@@ -108,9 +108,12 @@ class VoiceDeskAgent(Agent):
     def _say_fixed(self, text: str, *, allow_interruptions: bool = True) -> None:
         """From cached audio when the text (or its start) was synthesised before the call."""
         audio = self._greeting_audio(text) if self._greeting_audio else None
-        ready = self._transcript_ready() if self._transcript_ready else None
         speak(
-            self.session, text, allow_interruptions=allow_interruptions, audio=audio, transcript_ready=ready
+            self.session,
+            text,
+            allow_interruptions=allow_interruptions,
+            audio=audio,
+            transcript_ready=self._transcript_ready,
         )
 
     def greeting(self) -> str:
