@@ -192,10 +192,7 @@ class CallControl:
         summary = summary or await self._handoff_summary()
         target = self._settings.transfer_uri
         if target is None or self.sip_identity is None:
-            self._event("callback_requested", reason=reason, summary=summary)
-            if announce:
-                await self.say(prompts.line("transfer_unavailable"))
-            return False
+            return await self._offer_callback(reason, summary, announce=announce)
         self._event("transfer", to=target, reason=reason, summary=summary)
         self.end_reason = end_reason  # nothing else may end the call while we hand it over
         if announce:
@@ -226,6 +223,9 @@ class CallControl:
         logger.warning("transfer to a person failed: %s", exc)
         self.end_reason = None
         self._event("transfer_failed", error=str(exc)[:200])
+        return await self._offer_callback(reason, summary, announce=announce)
+
+    async def _offer_callback(self, reason: str, summary: str, *, announce: bool) -> bool:
         # The offer is a promise: it is recorded, so someone does call back.
         self._event("callback_requested", reason=reason, summary=summary)
         if announce:

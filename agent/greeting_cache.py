@@ -20,8 +20,7 @@ import re
 import threading
 import wave
 from collections.abc import AsyncIterator, Iterable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -40,23 +39,28 @@ QUIET_RMS = 100  # int16, about -50 dBFS: the stillness synthesised speech start
 ONSET_PAD_MS = 10  # kept before the voice, so its first sound is not clipped
 
 
+def onset(pcm: bytes, sample_rate: int) -> int:
+    """The first sample to play: synthesised speech starts with 40-60 ms of stillness, which
+    would only delay the greeting."""
+    window = sample_rate // 200  # 5 ms
+    samples = np.frombuffer(pcm, dtype=np.int16)[: len(pcm) // 2 // window * window]
+    rms = np.sqrt(np.mean(samples.reshape(-1, window).astype(np.float64) ** 2, axis=1))
+    loud = np.flatnonzero(rms > QUIET_RMS)
+    if not loud.size:
+        return 0
+    return max(0, int(loud[0]) * window - sample_rate * ONSET_PAD_MS // 1000)
+
+
 @dataclass(frozen=True)
 class CachedAudio:
     text: str
     pcm: bytes  # 16-bit mono
     sample_rate: int
+    # Found when the entry is made (prewarm, a disk read), not as the greeting starts to play.
+    onset: int = field(init=False)
 
-    @cached_property
-    def onset(self) -> int:
-        """The first sample to play: synthesised speech starts with 40-60 ms of stillness, which
-        would only delay the greeting."""
-        window = self.sample_rate // 200  # 5 ms
-        samples = np.frombuffer(self.pcm, dtype=np.int16)[: len(self.pcm) // 2 // window * window]
-        rms = np.sqrt(np.mean(samples.reshape(-1, window).astype(np.float64) ** 2, axis=1))
-        loud = np.flatnonzero(rms > QUIET_RMS)
-        if not loud.size:
-            return 0
-        return max(0, int(loud[0]) * window - self.sample_rate * ONSET_PAD_MS // 1000)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "onset", onset(self.pcm, self.sample_rate))
 
     def frames(self) -> Iterable[rtc.AudioFrame]:
         step = self.sample_rate * FRAME_MS // 1000
