@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 
 from livekit import api, rtc
@@ -27,16 +26,6 @@ PLAYOUT_LIMIT_S = 30.0  # a fixed line never takes longer; never wait forever on
 HANDOFF_SUMMARY_LIMIT_S = 4.0
 KEYPAD_HUMAN = "0"
 KEYPAD_PIN_START, KEYPAD_PIN_END = "*", "#"
-# livekit-sip v1.0.0 now and then loses the phone's answer to the REFER it has just sent and
-# fails the transfer at once with this error, while the phone goes on to call the person (seen
-# twice in about 40 test transfers). A REFER nobody answers fails only after SIP's 32 s timer.
-REFER_ANSWER_LOST = "transaction failed to complete (0 intermediate responses)"
-REFER_ANSWER_LOST_WITHIN_S = 5.0
-
-
-def refer_answer_lost(error: BaseException, elapsed_s: float) -> bool:
-    """True for livekit-sip's error above, which says nothing about what the phone did."""
-    return REFER_ANSWER_LOST in str(error) and elapsed_s < REFER_ANSWER_LOST_WITHIN_S
 
 
 class CallControl:
@@ -197,7 +186,6 @@ class CallControl:
         self.end_reason = end_reason  # nothing else may end the call while we hand it over
         if announce:
             await self.say(prompts.line("transfer"))
-        sent = time.monotonic()
         try:
             response = await self._ctx.api.sip.transfer_sip_participant(
                 api.TransferSIPParticipantRequest(
@@ -210,11 +198,7 @@ class CallControl:
             if response is not None and response.status == api.SIPTransferStatus.STS_TRANSFER_FAILED:
                 raise RuntimeError(f"transfer refused (SIP {response.sip_status.code or '?'})")
         except Exception as exc:  # noqa: BLE001 - any refusal: the caller is offered a call back
-            if not refer_answer_lost(exc, time.monotonic() - sent):
-                return await self._transfer_refused(exc, reason, summary, announce=announce)
-            # Taken as accepted: our leg is hung up as livekit-sip does after an accepted REFER.
-            logger.warning("livekit-sip lost the phone's answer to REFER; taking it as accepted")
-            self._event("transfer_unconfirmed", error=str(exc)[:200])
+            return await self._transfer_refused(exc, reason, summary, announce=announce)
         self._event("transferred", to=target)
         await self.delete_room()
         return True
