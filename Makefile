@@ -10,6 +10,9 @@ LIVEKIT_SERVER_VERSION := v1.13.5
 # know it, so the module's hash is pinned below and checked before building.
 LIVEKIT_SIP_VERSION := v1.0.0
 LIVEKIT_SIP_SUM := h1:o7XEcZHFvaC0R2vqYhGb6aTv9Npe5uLEFhHcDRfPk9U=
+# Our fixes to it (third_party/livekit-sip/README.md); the build's name carries their hash.
+LIVEKIT_SIP_PATCHES := $(sort $(wildcard third_party/livekit-sip/*.patch))
+LIVEKIT_SIP_BUILD := $(LIVEKIT_SIP_VERSION)-$(shell cat $(LIVEKIT_SIP_PATCHES) | sha256sum | cut -c1-12)
 # Built tools are cached outside the checkout, so a fresh clone on the same machine reuses them.
 CACHE_DIR ?= $(HOME)/.cache/voicedesk
 TOOLS_BIN := $(CACHE_DIR)/bin
@@ -71,17 +74,21 @@ $(TOOLS_BIN)/livekit-server-$(LIVEKIT_SERVER_VERSION):
 	$(TOOLS_BIN)/livekit-server --version | grep -q "$(LIVEKIT_SERVER_VERSION:v%=%)"
 	@touch $@
 
-livekit-sip: $(TOOLS_BIN)/livekit-sip-$(LIVEKIT_SIP_VERSION)
+livekit-sip: $(TOOLS_BIN)/livekit-sip-$(LIVEKIT_SIP_BUILD)
 
-# Built like `go install`, from the module's own go.mod and go.sum; `go install` itself stops
-# on the deprecation lookup, which needs the version list the proxy does not serve.
-$(TOOLS_BIN)/livekit-sip-$(LIVEKIT_SIP_VERSION): | system-packages
+# Built like `go install`, from the module's own go.mod and go.sum, with our patches applied to a
+# copy of its source; `go install` itself stops on the deprecation lookup, which needs the
+# version list the proxy does not serve.
+$(TOOLS_BIN)/livekit-sip-$(LIVEKIT_SIP_BUILD): $(LIVEKIT_SIP_PATCHES) | system-packages
 	@command -v go >/dev/null || { echo "Go is required to build livekit-sip (https://go.dev/dl)"; exit 1; }
-	mkdir -p $(TOOLS_BIN)
+	mkdir -p $(TOOLS_BIN) $(CACHE_DIR)/src
 	info=$$(cd /tmp && GONOSUMDB=github.com/livekit/sip GOFLAGS=-mod=mod go mod download -json github.com/livekit/sip@$(LIVEKIT_SIP_VERSION)); \
 	sum=$$(echo "$$info" | sed -n 's/.*"Sum": "\(.*\)".*/\1/p'); dir=$$(echo "$$info" | sed -n 's/.*"Dir": "\(.*\)".*/\1/p'); \
 	[ "$$sum" = "$(LIVEKIT_SIP_SUM)" ] || { echo "livekit-sip $(LIVEKIT_SIP_VERSION): hash $$sum, expected $(LIVEKIT_SIP_SUM)"; exit 1; }; \
-	cd "$$dir" && CGO_ENABLED=1 go build -trimpath -o $(TOOLS_BIN)/livekit-sip ./cmd/livekit-sip
+	src=$(CACHE_DIR)/src/livekit-sip-$(LIVEKIT_SIP_BUILD); rm -rf "$$src"; cp -r "$$dir" "$$src"; chmod -R u+w "$$src"; \
+	for p in $(LIVEKIT_SIP_PATCHES); do git -C "$$src" apply --verbose "$(CURDIR)/$$p"; done; \
+	cd "$$src" && CGO_ENABLED=1 go build -trimpath -o $(TOOLS_BIN)/livekit-sip ./cmd/livekit-sip && \
+	CGO_ENABLED=1 go test -count=1 -run VoicedeskPatch ./pkg/sip/
 	$(TOOLS_BIN)/livekit-sip --help >/dev/null
 	@touch $@
 

@@ -152,7 +152,11 @@ async def test_killed_worker_journal_is_replayed_by_the_restarted_worker(
         async with api.LiveKitAPI(
             livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret
         ) as lk:
-            await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+            try:
+                await lk.room.delete_room(api.DeleteRoomRequest(room=room))
+            except api.TwirpError as e:  # on a slow machine LiveKit's departure timeout beat us to it
+                if e.code != api.TwirpErrorCode.NOT_FOUND:
+                    raise
         closed = await stored_call(
             database_url, room, ready=lambda row: row["ended_at"] is not None, within=90
         )
