@@ -1,0 +1,196 @@
+"""Turn latency: voice to voice over a real room, and what voicedesk adds to it.
+
+The real stack (LiveKit server, one agent worker, the token server with Firebase-style RS256
+tokens, Postgres) with the provider emulators injecting a good cloud stack's latencies: STT final
+350 ms after the end of speech, LLM first token 375 ms, TTS first byte 100 ms. A web caller
+(LiveKit's Python rtc client) asks ``--turns`` questions in one call, each once the previous
+answer has ended.
+
+Per turn:
+- voice to voice: the caller's last voiced audio leaving its microphone to the first loud frame
+  of the answer it receives;
+- the agent's own metrics, as the call record stores them (`call_turns.latency`): end of
+  utterance (LiveKit's endpointing: from the end of speech to the turn being committed, which
+  includes waiting for the STT's final transcript), LLM time to first token, TTS time to first
+  byte, and LiveKit's end-to-end figure;
+- overhead: voice to voice minus the endpointing delay and the injected LLM and TTS latencies,
+  so what is left is what the pipeline and the network add; split into the LLM and TTS stages'
+  own time beyond the injected latency and the rest (audio in and out through LiveKit).
+
+    python -m bench.turn_latency [--turns 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psycopg
+from livekit import api
+
+from bench.common import bench_server, environment, percentiles, scratch_database, table, write_result
+from tests.support.agent_worker import start_worker
+from tests.support.audio import SAMPLE_RATE, read_pcm, synthesize
+from tests.support.firebase_emulator import SigningAuthority, firebase_claims
+from tests.support.livekit_server import start_livekit
+from tests.support.provider_emulators import start_provider_emulators
+from tests.support.rtc_caller import SPEECH_RMS, Caller
+from tests.support.token_server import start_token_server, token_server_env
+
+QUESTION = "What are your opening hours?"
+LATENCIES = {"stt": {"first_ms": 350}, "llm": {"first_ms": 375}, "tts": {"first_ms": 100}}
+INJECTED_LLM_MS, INJECTED_TTS_MS = 375.0, 100.0
+AGENT = "voicedesk"
+
+
+def last_voiced_s(pcm: np.ndarray, frame: int = SAMPLE_RATE // 100) -> float:
+    """Seconds from the start of ``pcm`` to the end of its last 10 ms above speech level."""
+    usable = pcm[: len(pcm) // frame * frame].astype(np.float64).reshape(-1, frame)
+    loud = np.flatnonzero(np.sqrt(np.mean(usable**2, axis=1)) > SPEECH_RMS)
+    return (int(loud[-1]) + 1) * frame / SAMPLE_RATE if loud.size else 0.0
+
+
+async def _ask(caller: Caller, question: np.ndarray, voiced_s: float) -> float:
+    """Ask once; voice to voice in ms."""
+    await caller.wait_for(lambda: caller.agent_state() == "listening", 30, "the agent to listen")
+    await asyncio.sleep(1.0)
+    asked = len(caller.speech_sent_at)
+    caller.say(question)
+    await caller.wait_for(lambda: len(caller.speech_sent_at) > asked, 5, "the question to leave")
+    spoke_until = caller.speech_sent_at[asked] + voiced_s
+    await caller.wait_for(lambda: caller.heard_since(spoke_until) >= 3, 20, "the answer")
+    heard = caller.first_heard_since(spoke_until)
+    assert heard is not None
+    return (heard - spoke_until) * 1000
+
+
+def _stored_latency(db: str, room: str) -> list[tuple[str, dict[str, float]]]:
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "select t.role, t.latency from call_turns t join calls c on c.id = t.call_id"
+            " where c.room_name = %s and t.role in ('user', 'assistant') order by t.sequence",
+            (room,),
+        ).fetchall()
+    return [(role, latency) for role, latency in rows]
+
+
+async def _run(turns: int) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="voicedesk-bench-turns-"))
+    question = read_pcm(synthesize(QUESTION, work / "question.wav"))
+    voiced_s = last_voiced_s(question)
+    authority = SigningAuthority(max_age=3600)
+    with bench_server(), scratch_database() as db:
+        livekit = start_livekit(work / "livekit")
+        emulators = start_provider_emulators(work / "emulators")
+        worker = token_server = None
+        try:
+            emulators.script(stt_default=QUESTION)
+            for provider, values in LATENCIES.items():
+                emulators.set_latency(provider, **values)
+            worker = start_worker(
+                work / "worker",
+                {
+                    **livekit.env(),
+                    **emulators.env(),
+                    "DATABASE_URL": db,
+                    "APP_ENV": "test",
+                    "AGENT_NAME": AGENT,
+                    "GREETING_CACHE_DIR": str(work / "greetings"),
+                    "SILENCE_REPROMPT_SECONDS": "600",
+                    "MAX_CALL_SECONDS": "7200",
+                    "CALL_JOURNAL_DIR": str(work / "journal"),
+                },
+                name="bench-worker",
+                timeout=180,
+            )
+            token_server = start_token_server(
+                work / "token-server",
+                {
+                    **token_server_env(db),
+                    **livekit.env(),
+                    "FIREBASE_ID_TOKEN_CERTS_URL": authority.certs_url,
+                },
+            )
+            async with httpx.AsyncClient(base_url=token_server.url, timeout=10) as http:
+                resp = await http.post(
+                    "/token",
+                    headers={"Authorization": f"Bearer {authority.sign(firebase_claims('bench-turns'))}"},
+                )
+                resp.raise_for_status()
+            body = resp.json()
+            verifier = api.TokenVerifier(livekit.api_key, livekit.api_secret)
+            room = verifier.verify(body["participant_token"]).video.room
+            caller = Caller()
+            await caller.connect(body["server_url"], body["participant_token"])
+            try:
+                await caller.wait_for(lambda: caller.loud_frames, 20, "the greeting")
+                v2v = [await _ask(caller, question, voiced_s) for _ in range(turns)]
+                await caller.wait_for(lambda: caller.agent_state() == "listening", 30, "the last answer")
+            finally:
+                await caller.close()
+            await asyncio.sleep(5)  # the call ends and its record is written
+            stored = _stored_latency(db, room)
+        finally:
+            for service in (token_server.service if token_server else None, worker):
+                if service is not None:
+                    service.stop()
+            emulators.stop()
+            livekit.service.stop()
+            authority.close()
+
+    users = [lat for role, lat in stored if role == "user"]
+    answers = [lat for role, lat in stored if role == "assistant"][1:]  # the first is the greeting
+    pairs = list(zip(v2v, users[-turns:], answers[-turns:], strict=False))
+    samples = []
+    for total, user, answer in pairs:
+        eou = user.get("end_of_utterance_ms", 0.0)
+        llm = answer.get("llm_ttft_ms", 0.0)
+        tts = answer.get("tts_ttfb_ms", 0.0)
+        samples.append(
+            {
+                "voice_to_voice_ms": round(total, 1),
+                "end_of_utterance_ms": eou,
+                "stt_ms": user.get("stt_ms"),
+                "llm_ttft_ms": llm,
+                "tts_ttfb_ms": tts,
+                "livekit_e2e_ms": answer.get("e2e_ms"),
+                "overhead_ms": round(total - eou - INJECTED_LLM_MS - INJECTED_TTS_MS, 1),
+                "llm_beyond_injected_ms": round(llm - INJECTED_LLM_MS, 1),
+                "tts_beyond_injected_ms": round(tts - INJECTED_TTS_MS, 1),
+                "audio_in_and_out_ms": round(total - eou - llm - tts, 1),
+            }
+        )
+    keys = [k for k in samples[0] if k != "stt_ms" and samples[0][k] is not None] if samples else []
+    return {
+        "benchmark": "turn_latency",
+        "environment": environment(),
+        "settings": {"turns": turns, "latencies": LATENCIES, "question": QUESTION},
+        "turns_measured": len(samples),
+        "summary": {k: percentiles([s[k] for s in samples]) for k in keys},
+        "samples": samples,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--turns", type=int, default=50)
+    args = parser.parse_args()
+    started = time.monotonic()
+    result = asyncio.run(_run(args.turns))
+    result["seconds"] = round(time.monotonic() - started, 1)
+    path = write_result("turn_latency", result)
+    rows = [[k, v["p50"], v["p95"], v["max"]] for k, v in result["summary"].items()]
+    print(table(["per turn (ms)", "p50", "p95", "max"], rows))
+    print(f"{result['turns_measured']} turns; wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
