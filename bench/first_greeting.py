@@ -98,7 +98,7 @@ async def _run(calls: int) -> dict[str, Any]:
                     "WORKER_NUM_IDLE_PROCESSES": "2",
                     "RECORDING_ENABLED": "false",
                     "GREETING_CACHE_DIR": str(work / "greetings"),
-                    "GREETING_CACHE_PREWARM_SECONDS": "20",
+                    "GREETING_CACHE_PREWARM_SECONDS": "8",
                     "CALL_JOURNAL_DIR": str(work / "journal"),
                 },
                 name="bench-worker",
