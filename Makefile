@@ -94,6 +94,9 @@ test: setup
 bench: setup
 	uv run --frozen python -m bench.kb_eval
 	uv run --frozen python -m bench.kb_search
+	uv run --frozen python -m bench.token_endpoint
+	uv run --frozen python -m bench.first_greeting
+	uv run --frozen python -m bench.turn_latency
 
 lint: python-deps
 	uv run --frozen ruff check .
