@@ -97,6 +97,7 @@ bench: setup
 	uv run --frozen python -m bench.token_endpoint
 	uv run --frozen python -m bench.first_greeting
 	uv run --frozen python -m bench.turn_latency
+	uv run --frozen python -m bench.capacity
 
 lint: python-deps
 	uv run --frozen ruff check .
