@@ -485,7 +485,8 @@ async def _level(stack: Stack, worker: Worker, n: int, turns: int, rng: random.R
         await asyncio.sleep(3)
         rows = _rows_written(stack.db, rooms)
     check.update(rows)
-    check["recordings"] = sum(1 for _ in worker.recordings.rglob("*.ogg"))
+    ids = {r.removeprefix("call-") for r in rooms}  # rooms are call-<call id>, files <call id>.ogg
+    check["recordings"] = sum(1 for f in worker.recordings.rglob("*.ogg") if f.stem in ids)
     eou_check = None
     if worker.mode == "voicedesk":
         stored = _stored_eou(stack.db, rooms)
