@@ -11,11 +11,19 @@ Per turn:
   of the answer it receives;
 - the agent's own metrics, as the call record stores them (`call_turns.latency`): end of
   utterance (LiveKit's endpointing: from the end of speech to the turn being committed, which
-  includes waiting for the STT's final transcript), LLM time to first token, TTS time to first
-  byte, and LiveKit's end-to-end figure;
-- overhead: voice to voice minus the endpointing delay and the injected LLM and TTS latencies,
-  so what is left is what the pipeline and the network add; split into the LLM and TTS stages'
-  own time beyond the injected latency and the rest (audio in and out through LiveKit).
+  includes waiting for the STT's final transcript), STT delay, LLM time to first token, TTS time
+  to first byte, and LiveKit's end-to-end figure (end of speech to the agent's playout start);
+  and from the worker's log, how long before the commit preemptive generation started the LLM;
+- overhead: voice to voice minus the endpointing delay and the injected provider latencies that
+  lie after the commit. The STT's 350 ms is inside the endpointing wait; the LLM's 375 ms counts
+  only for the part not already spent during that wait by preemptive generation; the TTS's
+  100 ms always counts. Split by stage, the parts adding up to the overhead:
+  - ``llm``: the LLM's own time beyond its injected latency, where it is on the path;
+  - ``tts``: the TTS's time to first byte beyond its injected latency;
+  - ``to_playout``: the rest of the agent's end-to-end figure (scheduling the reply, the audio
+    pipeline up to the first frame played out);
+  - ``transport``: voice to voice minus LiveKit's end-to-end figure: the caller's audio reaching
+    the agent (and its VAD placing the end of speech), and the answer's audio reaching the caller.
 
     python -m bench.turn_latency [--turns 50]
 """
@@ -24,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import tempfile
 import time
 from pathlib import Path
@@ -68,6 +77,68 @@ async def _ask(caller: Caller, question: np.ndarray, voiced_s: float) -> float:
     heard = caller.first_heard_since(spoke_until)
     assert heard is not None
     return (heard - spoke_until) * 1000
+
+
+OVERHEAD_STAGES = {
+    "LLM beyond injected": "llm_beyond_injected_ms",
+    "TTS beyond injected": "tts_beyond_injected_ms",
+    "agent to playout": "to_playout_ms",
+    "audio transport": "transport_ms",
+}
+SUMMARY_KEYS = (
+    "voice_to_voice_ms",
+    "end_of_utterance_ms",
+    "stt_ms",
+    "llm_ttft_ms",
+    "tts_ttfb_ms",
+    "livekit_e2e_ms",
+    "preemptive_lead_ms",
+    "injected_on_path_ms",
+    "overhead_ms",
+    *OVERHEAD_STAGES.values(),
+)
+
+
+def preemptive_leads(worker_log: Path) -> list[float]:
+    """Per committed caller turn, in order: ms between preemptive generation starting the LLM and
+    the commit (0 when the turn was generated only after the commit)."""
+    leads: list[float] = []
+    for line in worker_log.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if record.get("message") == "user turn committed":
+            leads.append(0.0)
+        elif record.get("message") == "using preemptive generation" and leads:
+            leads[-1] = float(record["preemptive_lead_time"]) * 1000
+    return leads
+
+
+def turn_sample(
+    v2v: float, user: dict[str, float], answer: dict[str, float], lead: float
+) -> dict[str, float]:
+    """One turn's figures and its overhead split into stages that add up to it."""
+    eou, llm, tts = user["end_of_utterance_ms"], answer["llm_ttft_ms"], answer["tts_ttfb_ms"]
+    e2e = answer["e2e_ms"]
+    llm_on_path = max(0.0, llm - lead)  # what of the LLM's wait the commit still had to wait for
+    llm_injected_on_path = max(0.0, INJECTED_LLM_MS - lead)
+    injected = llm_injected_on_path + INJECTED_TTS_MS
+    return {
+        "voice_to_voice_ms": round(v2v, 1),
+        "end_of_utterance_ms": eou,
+        "stt_ms": user.get("stt_ms", 0.0),
+        "llm_ttft_ms": llm,
+        "tts_ttfb_ms": tts,
+        "livekit_e2e_ms": e2e,
+        "preemptive_lead_ms": round(lead, 1),
+        "injected_on_path_ms": round(injected, 1),
+        "overhead_ms": round(v2v - eou - injected, 1),
+        "llm_beyond_injected_ms": round(llm_on_path - llm_injected_on_path, 1),
+        "tts_beyond_injected_ms": round(tts - INJECTED_TTS_MS, 1),
+        "to_playout_ms": round(e2e - eou - llm_on_path - tts, 1),
+        "transport_ms": round(v2v - e2e, 1),
+    }
 
 
 def _stored_latency(db: str, room: str) -> list[tuple[str, dict[str, float]]]:
@@ -146,33 +217,25 @@ async def _run(turns: int) -> dict[str, Any]:
 
     users = [lat for role, lat in stored if role == "user"]
     answers = [lat for role, lat in stored if role == "assistant"][1:]  # the first is the greeting
-    pairs = list(zip(v2v, users[-turns:], answers[-turns:], strict=False))
-    samples = []
-    for total, user, answer in pairs:
-        eou = user.get("end_of_utterance_ms", 0.0)
-        llm = answer.get("llm_ttft_ms", 0.0)
-        tts = answer.get("tts_ttfb_ms", 0.0)
-        samples.append(
-            {
-                "voice_to_voice_ms": round(total, 1),
-                "end_of_utterance_ms": eou,
-                "stt_ms": user.get("stt_ms"),
-                "llm_ttft_ms": llm,
-                "tts_ttfb_ms": tts,
-                "livekit_e2e_ms": answer.get("e2e_ms"),
-                "overhead_ms": round(total - eou - INJECTED_LLM_MS - INJECTED_TTS_MS, 1),
-                "llm_beyond_injected_ms": round(llm - INJECTED_LLM_MS, 1),
-                "tts_beyond_injected_ms": round(tts - INJECTED_TTS_MS, 1),
-                "audio_in_and_out_ms": round(total - eou - llm - tts, 1),
-            }
+    leads = preemptive_leads(work / "worker" / "bench-worker.log")
+    samples = [
+        turn_sample(total, user, answer, lead)
+        for total, user, answer, lead in zip(
+            v2v, users[-turns:], answers[-turns:], leads[-turns:], strict=False
         )
-    keys = [k for k in samples[0] if k != "stt_ms" and samples[0][k] is not None] if samples else []
+    ]
     return {
         "benchmark": "turn_latency",
         "environment": environment(),
-        "settings": {"turns": turns, "latencies": LATENCIES, "question": QUESTION},
+        "settings": {
+            "turns": turns,
+            "latencies": LATENCIES,
+            "question": QUESTION,
+            "worker": "AGENT_MODE=pipeline, preemptive generation on, greeting cache on",
+        },
         "turns_measured": len(samples),
-        "summary": {k: percentiles([s[k] for s in samples]) for k in keys},
+        "overhead_stages": OVERHEAD_STAGES,
+        "summary": {k: percentiles([s[k] for s in samples]) for k in SUMMARY_KEYS} if samples else {},
         "samples": samples,
     }
 
