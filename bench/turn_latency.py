@@ -35,6 +35,7 @@ import asyncio
 import json
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +66,9 @@ def last_voiced_s(pcm: np.ndarray, frame: int = SAMPLE_RATE // 100) -> float:
     return (int(loud[-1]) + 1) * frame / SAMPLE_RATE if loud.size else 0.0
 
 
-async def _ask(caller: Caller, question: np.ndarray, voiced_s: float) -> float:
-    """Ask once; voice to voice in ms."""
+async def _ask(caller: Caller, question: np.ndarray, voiced_s: float) -> tuple[float, float]:
+    """Ask once; voice to voice in ms, and when the question's voice ended (wall clock, shared
+    with the worker's log on this machine)."""
     await caller.wait_for(lambda: caller.agent_state() == "listening", 30, "the agent to listen")
     await asyncio.sleep(1.0)
     asked = len(caller.speech_sent_at)
@@ -76,7 +78,7 @@ async def _ask(caller: Caller, question: np.ndarray, voiced_s: float) -> float:
     await caller.wait_for(lambda: caller.heard_since(spoke_until) >= 3, 20, "the answer")
     heard = caller.first_heard_since(spoke_until)
     assert heard is not None
-    return (heard - spoke_until) * 1000
+    return (heard - spoke_until) * 1000, spoke_until + (time.time() - time.monotonic())
 
 
 OVERHEAD_STAGES = {
@@ -96,34 +98,44 @@ SUMMARY_KEYS = (
     "injected_on_path_ms",
     "overhead_ms",
     *OVERHEAD_STAGES.values(),
+    "audio_in_ms",
+    "audio_out_ms",
 )
 
 
-def preemptive_leads(worker_log: Path) -> list[float]:
-    """Per committed caller turn, in order: ms between preemptive generation starting the LLM and
-    the commit (0 when the turn was generated only after the commit)."""
-    leads: list[float] = []
+@dataclass(frozen=True)
+class Commit:
+    """A committed caller turn as the worker logged it."""
+
+    end_of_speech: float  # wall clock: LiveKit's VAD placed the end of speech here
+    lead_ms: float  # preemptive generation started the LLM this long before the commit (0: after)
+
+
+def commits(worker_log: Path) -> list[Commit]:
+    """Every committed caller turn, in order (LiveKit logs them at debug level)."""
+    found: list[Commit] = []
     for line in worker_log.read_text().splitlines():
         try:
             record = json.loads(line)
         except ValueError:
             continue
         if record.get("message") == "user turn committed":
-            leads.append(0.0)
-        elif record.get("message") == "using preemptive generation" and leads:
-            leads[-1] = float(record["preemptive_lead_time"]) * 1000
-    return leads
+            found.append(Commit(float(record["last_speaking_time"]), 0.0))
+        elif record.get("message") == "using preemptive generation" and found:
+            found[-1] = Commit(found[-1].end_of_speech, float(record["preemptive_lead_time"]) * 1000)
+    return found
 
 
 def turn_sample(
-    v2v: float, user: dict[str, float], answer: dict[str, float], lead: float
+    v2v: float, spoke_until: float, user: dict[str, float], answer: dict[str, float], commit: Commit
 ) -> dict[str, float]:
     """One turn's figures and its overhead split into stages that add up to it."""
     eou, llm, tts = user["end_of_utterance_ms"], answer["llm_ttft_ms"], answer["tts_ttfb_ms"]
-    e2e = answer["e2e_ms"]
+    e2e, lead = answer["e2e_ms"], commit.lead_ms
     llm_on_path = max(0.0, llm - lead)  # what of the LLM's wait the commit still had to wait for
     llm_injected_on_path = max(0.0, INJECTED_LLM_MS - lead)
     injected = llm_injected_on_path + INJECTED_TTS_MS
+    audio_in = (commit.end_of_speech - spoke_until) * 1000
     return {
         "voice_to_voice_ms": round(v2v, 1),
         "end_of_utterance_ms": eou,
@@ -138,6 +150,9 @@ def turn_sample(
         "tts_beyond_injected_ms": round(tts - INJECTED_TTS_MS, 1),
         "to_playout_ms": round(e2e - eou - llm_on_path - tts, 1),
         "transport_ms": round(v2v - e2e, 1),
+        # transport split at the VAD's end of speech (wall clocks of two processes on one machine)
+        "audio_in_ms": round(audio_in, 1),
+        "audio_out_ms": round(v2v - e2e - audio_in, 1),
     }
 
 
@@ -179,6 +194,7 @@ async def _run(turns: int) -> dict[str, Any]:
                 },
                 name="bench-worker",
                 timeout=180,
+                log_level="debug",  # LiveKit logs each commit and its preemptive lead at debug
             )
             token_server = start_token_server(
                 work / "token-server",
@@ -201,7 +217,7 @@ async def _run(turns: int) -> dict[str, Any]:
             await caller.connect(body["server_url"], body["participant_token"])
             try:
                 await caller.wait_for(lambda: caller.loud_frames, 20, "the greeting")
-                v2v = [await _ask(caller, question, voiced_s) for _ in range(turns)]
+                asked = [await _ask(caller, question, voiced_s) for _ in range(turns)]
                 await caller.wait_for(lambda: caller.agent_state() == "listening", 30, "the last answer")
             finally:
                 await caller.close()
@@ -217,11 +233,16 @@ async def _run(turns: int) -> dict[str, Any]:
 
     users = [lat for role, lat in stored if role == "user"]
     answers = [lat for role, lat in stored if role == "assistant"][1:]  # the first is the greeting
-    leads = preemptive_leads(work / "worker" / "bench-worker.log")
+    logged = commits(work / "worker" / "bench-worker.log")
+    if not (len(users) >= turns and len(answers) >= turns and len(logged) >= turns == len(asked)):
+        raise RuntimeError(
+            f"cannot pair the turns: {len(asked)} asked, {len(users)} caller and {len(answers)} agent"
+            f" turns stored, {len(logged)} commits logged"
+        )
     samples = [
-        turn_sample(total, user, answer, lead)
-        for total, user, answer, lead in zip(
-            v2v, users[-turns:], answers[-turns:], leads[-turns:], strict=False
+        turn_sample(v2v, spoke_until, user, answer, commit)
+        for (v2v, spoke_until), user, answer, commit in zip(
+            asked, users[-turns:], answers[-turns:], logged[-turns:], strict=True
         )
     ]
     return {
