@@ -13,8 +13,9 @@ like; levels alternate between them (voicedesk at N calls, then baseline at N ca
 from neighbours on a shared machine hits both alike. At each level (1, 2, 4, 6, ... up to
 ``--max``) N web callers (LiveKit's Python rtc client, each with its own token from the token
 server, so each call is its own room and job process) join, are greeted, and each then asks
-``--turns`` questions in a loop (callers start up to 3 s apart, then each asks once the previous
-answer has ended and a second has passed).
+``--turns`` questions in a loop, more at low levels so that a level has at least 20 answers
+(callers start up to 3 s apart, then each asks once the previous answer has ended and a second
+has passed).
 
 Per turn:
 - voice to voice: the caller's last voiced audio leaving its microphone to the first loud frame of
@@ -26,11 +27,10 @@ Per turn:
   ``last_speaking_time`` it carries, the same interval LiveKit stores as ``end_of_turn_delay``
   (and voicedesk as ``call_turns.latency.end_of_utterance_ms``; the voicedesk mode reports how
   far the two differ);
-- overhead: voice to voice minus end of utterance minus the injected LLM (375 ms) and TTS (100 ms)
-  latencies. With LiveKit's preemptive generation the LLM and TTS may already have run while the
-  endpointing delay elapsed (logged per turn as ``preemptive``), so overhead can be negative: it
-  is a consistent yardstick between levels and modes, not an absolute cost; ``after_commit_ms``
-  (voice to voice minus end of utterance) is stored too.
+- overhead: voice to voice minus end of utterance minus the injected latencies still on the path
+  after the commit, as ``bench.turn_latency`` defines it: the TTS's 100 ms, and of the LLM's
+  375 ms what preemptive generation (its lead before the commit is logged per turn) had not
+  already covered; ``after_commit_ms`` (voice to voice minus end of utterance) is stored too.
 
 Audio falls behind real time, precisely:
 - the agent's: an answer's loud span as received (first to last 10 ms frame above speech level)
@@ -62,6 +62,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
+import math
 import os
 import random
 import statistics
@@ -105,6 +106,7 @@ LATENCIES = {"stt": {"first_ms": 350}, "llm": {"first_ms": 375}, "tts": {"first_
 INJECTED_LLM_MS, INJECTED_TTS_MS = 375.0, 100.0
 MODES = {"voicedesk": "", "baseline": "call_record,retrieval,recording"}
 AGENTS = {"voicedesk": "voicedesk-bench", "baseline": "voicedesk-bench-baseline"}
+MIN_TURNS_PER_LEVEL = 20
 OVERHEAD_SLACK_MS = 50.0  # stop when overhead p95 exceeds the single-call p95 by more than this
 STRETCH_LIMIT_MS = 100.0  # an answer this much longer than its own audio fell behind real time
 RECEIVE_RATIO_MIN = 0.98  # a caller receiving less audio than this share of wall time is behind
@@ -256,7 +258,8 @@ class WorkerLog:
     path: Path
     offset: int = 0
     commits: list[Commit] = field(default_factory=list)
-    preemptive: list[tuple[str, float]] = field(default_factory=list)  # (room, wall clock)
+    # (room, wall clock, ms the LLM started before the commit)
+    preemptive: list[tuple[str, float, float]] = field(default_factory=list)
     pids: dict[str, set[int]] = field(default_factory=dict)
     initializing: set[int] = field(default_factory=set)
     initialized: set[int] = field(default_factory=set)
@@ -281,7 +284,8 @@ class WorkerLog:
                 at = dt.datetime.fromisoformat(rec["timestamp"]).timestamp()
                 self.commits.append(Commit(room, float(rec["last_speaking_time"]), at))
             elif message == "using preemptive generation" and room:
-                self.preemptive.append((room, dt.datetime.fromisoformat(rec["timestamp"]).timestamp()))
+                at = dt.datetime.fromisoformat(rec["timestamp"]).timestamp()
+                self.preemptive.append((room, at, float(rec["preemptive_lead_time"]) * 1000))
             elif message == "initializing process" and isinstance(pid, int):
                 self.initializing.add(pid)
             elif message == "process initialized" and isinstance(pid, int):
@@ -461,10 +465,13 @@ async def _level(stack: Stack, worker: Worker, n: int, turns: int, rng: random.R
             eou = (commit.at - commit.last_speaking) * 1000
             sample["end_of_utterance_ms"] = round(eou, 1)
             sample["after_commit_ms"] = round(v2v - eou, 1)
-            sample["overhead_ms"] = round(v2v - eou - INJECTED_LLM_MS - INJECTED_TTS_MS, 1)
-            sample["preemptive"] = any(
-                r == turn.room and abs(at - commit.at) < 0.1 for r, at in worker.log.preemptive
+            lead = next(
+                (ms for r, at, ms in worker.log.preemptive if r == turn.room and abs(at - commit.at) < 0.1),
+                None,
             )
+            injected = max(0.0, INJECTED_LLM_MS - (lead or 0.0)) + INJECTED_TTS_MS
+            sample["overhead_ms"] = round(v2v - eou - injected, 1)
+            sample["preemptive"] = lead is not None
         samples.append(sample)
 
     received = []
@@ -667,7 +674,9 @@ async def _run(levels: list[int], turns: int, modes: list[str], seed: int) -> di
                 for mode in modes:
                     if mode in stopped:
                         continue
-                    level = await _level(stack, workers[mode], n, turns, rng)
+                    # at least MIN_TURNS_PER_LEVEL answers a level, so its p95 is not just its maximum
+                    per_caller = max(turns, math.ceil(MIN_TURNS_PER_LEVEL / n))
+                    level = await _level(stack, workers[mode], n, per_caller, rng)
                     level["verdict"] = verdict(level, results[mode][0] if results[mode] else None)
                     results[mode].append(level)
                     _print_level(level)
