@@ -81,10 +81,6 @@ _END_REASONS = {
 # How the call ended says more than the conversation did.
 _OUTCOME_BY_END = {"transferred": "escalated", "voicemail": "follow_up"}
 # The agent talks to the caller: a web user or a phone line, never an operator listening in.
-# The caller's audio reaches VAD, STT and the turn detector in frames this long. LiveKit's default
-# is 50 ms: the end of speech then waits in a half-filled frame, on average 15 ms longer than with
-# 20 ms frames, and the whole turn waits with it (bench.turn_latency's `audio_in`).
-INPUT_FRAME_MS = 20
 _PARTICIPANT_KINDS = [rtc.ParticipantKind.PARTICIPANT_KIND_STANDARD, rtc.ParticipantKind.PARTICIPANT_KIND_SIP]
 
 
@@ -394,7 +390,6 @@ async def entrypoint(ctx: JobContext) -> None:
         agent=agent,
         room=ctx.room,
         room_options=room_io.RoomOptions(
-            audio_input=room_io.AudioInputOptions(frame_size_ms=INPUT_FRAME_MS),
             audio_output=audio_out is None,  # else the early one above
             close_on_disconnect=True,
             participant_kinds=_PARTICIPANT_KINDS,
