@@ -99,8 +99,13 @@ test: setup
 	uv run --frozen pytest
 
 bench: setup
-	uv run --frozen python -m bench.kb_eval
-	uv run --frozen python -m bench.kb_search
+	uv run --frozen --group bench python -m bench.kb_eval
+	uv run --frozen --group bench python -m bench.kb_search
+	uv run --frozen --group bench python -m bench.token_endpoint
+	uv run --frozen --group bench python -m bench.first_greeting
+	uv run --frozen --group bench python -m bench.turn_latency
+	uv run --frozen --group bench python -m bench.capacity
+	uv run --frozen --group bench python -m bench.report
 
 lint: python-deps
 	uv run --frozen ruff check .

@@ -44,7 +44,11 @@ async def answer_busy(
     worker: str,
 ) -> None:
     """Say the busy line, hang up (a phone caller hears the hang-up), and store the call."""
-    record = CallRecord(pool, meta, ctx.room.name, settings.call_journal_dir, redact) if meta else None
+    record = (
+        CallRecord(pool, meta, ctx.room.name, settings.call_journal_dir, redact)
+        if meta and settings.keeps_call_record
+        else None
+    )
     session = AgentSession(tts=providers.build_tts(settings))
     try:
         if record is not None and meta is not None:

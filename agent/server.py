@@ -249,16 +249,25 @@ async def entrypoint(ctx: JobContext) -> None:
     decision = await decide(policy.current(), pool, meta, number) if meta else None
 
     session = _build_session(ctx, caller)
-    retrieval = Retrieval(
-        pool,
-        ctx.proc.userdata["embedder"],
-        caller_tier=caller.profile.subscription_tier if caller.known and caller.profile else None,
-        limit=kb_settings.kb_search_limit,
-        # Relevance is semantic: sharing a few words with a chunk (full text) is not an answer.
-        min_similarity=kb_settings.kb_min_similarity,
+    retrieval = (
+        Retrieval(
+            pool,
+            ctx.proc.userdata["embedder"],
+            caller_tier=caller.profile.subscription_tier if caller.known and caller.profile else None,
+            limit=kb_settings.kb_search_limit,
+            # Relevance is semantic: sharing a few words with a chunk (full text) is not an answer.
+            min_similarity=kb_settings.kb_min_similarity,
+        )
+        if settings.uses_retrieval
+        else None  # FEATURES_OFF (benchmarks): the tool answers "not found" without searching
     )
-    session.on("user_input_transcribed", retrieval.on_transcript)
-    record = CallRecord(pool, meta, ctx.room.name, settings.call_journal_dir, _redact) if meta else None
+    if retrieval is not None:
+        session.on("user_input_transcribed", retrieval.on_transcript)
+    record = (
+        CallRecord(pool, meta, ctx.room.name, settings.call_journal_dir, _redact)
+        if meta and settings.keeps_call_record
+        else None
+    )
     control = CallControl(
         ctx,
         session,
@@ -305,7 +314,8 @@ async def entrypoint(ctx: JobContext) -> None:
             who = agent.caller if agent is not None else caller
             memory = who.profile.id if who.known and who.profile else None
             await _finish_record(ctx, session, record, meta, reason, status, memory)
-        logger.info("retrieval %s", retrieval.stats)
+        if retrieval is not None:
+            logger.info("retrieval %s", retrieval.stats)
         await pool.close()
 
     agent: VoiceDeskAgent | None = None

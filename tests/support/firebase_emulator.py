@@ -207,7 +207,8 @@ class SigningAuthority:
     The token server's test-only ``FIREBASE_ID_TOKEN_CERTS_URL`` points at :attr:`certs_url`.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, max_age: int | None = None) -> None:
+        """``max_age``: let clients cache the certificates that long, as Google's allow."""
         self.kid = secrets.token_hex(20)
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.available = True  # False: the certificate endpoint answers 503, like an outage
@@ -221,8 +222,10 @@ class SigningAuthority:
                     return
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
-                # Not cacheable, so an outage is seen at once (Google's certs are cached for hours).
-                self.send_header("Cache-Control", "no-store")
+                # By default not cacheable, so an outage is seen at once (Google's certs are
+                # cached for hours).
+                cache = f"public, max-age={max_age}" if max_age else "no-store"
+                self.send_header("Cache-Control", cache)
                 self.end_headers()
                 self.wfile.write(certs)
 
