@@ -105,6 +105,7 @@ bench: setup
 	uv run --frozen --group bench python -m bench.first_greeting
 	uv run --frozen --group bench python -m bench.turn_latency
 	uv run --frozen --group bench python -m bench.capacity
+	uv run --frozen --group bench python -m bench.long_call
 	uv run --frozen --group bench python -m bench.report
 
 lint: python-deps
