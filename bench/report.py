@@ -104,6 +104,14 @@ def first_greeting(d: dict[str, Any]) -> list[Row]:
             ]
         )
         _cdf(ax, [x[key] for x in result["samples"]], way)
+    for direction, result in d.get("sip", {}).items():
+        if direction == "settings" or not isinstance(result, dict) or "answered_to_heard_ms" not in result:
+            continue
+        heard = result["answered_to_heard_ms"]
+        rows.append(
+            ["first greeting", f"phone {direction}: answered to heard", _ms(heard["p50"]), _ms(heard["p95"])]
+        )
+        _cdf(ax, [x["answered_to_heard_ms"] for x in result["samples"]], f"phone {direction}")
     ax.set(xlabel="ms", ylabel="share of calls", title="First greeting heard")
     ax.legend()
     _save(fig, "first_greeting")
@@ -176,12 +184,78 @@ def kb_eval(d: dict[str, Any]) -> list[Row]:
     ]
 
 
+def capacity(d: dict[str, Any]) -> list[Row]:
+    rows: list[Row] = []
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    for mode, summary in d["summary"].items():
+        rows.append(
+            [
+                "capacity",
+                f"{mode}: {summary['max_calls']} calls ({summary['calls_per_core']} per core);"
+                f" stopped: {summary['stop_reason'] or 'not reached'}",
+                f"CPU {summary['worker_cpu_per_call_second_at_max']} / call-s",
+                "-",
+            ]
+        )
+        levels = d["levels"][mode]
+        calls = [lv["calls"] for lv in levels]
+        left.plot(
+            calls,
+            [lv["overhead_ms"]["p95"] if lv["overhead_ms"] else None for lv in levels],
+            "o-",
+            label=mode,
+        )
+        right.plot(calls, [lv["cpu_per_call_second"]["worker"] for lv in levels], "o-", label=mode)
+    for ratio in d.get("ratios_voicedesk_over_baseline", []):
+        keys = ("cpu_per_call_worker", "rss_per_call", "pss_per_call", "overhead_ms_p95_diff")
+        cells = ", ".join(f"{k} {ratio[k]}" for k in keys if ratio.get(k) is not None)
+        rows.append(["capacity", f"voicedesk / baseline at {ratio['calls']} calls: {cells}", "-", "-"])
+    left.set(xlabel="simultaneous calls", ylabel="overhead p95 (ms)", title="Overhead by load")
+    right.set(xlabel="simultaneous calls", ylabel="worker CPU s per call-second", title="CPU per call")
+    left.legend()
+    right.legend()
+    _save(fig, "capacity")
+    return rows
+
+
+def long_call(d: dict[str, Any]) -> list[Row]:
+    memory, latency = d["memory"]["job_rss_mb"], d["latency"]["voice_to_voice_ms"]
+    drift = latency["first_vs_last_10pct"]
+    rows = [
+        [
+            "long call",
+            f"{d['simulated_minutes']:g} simulated min ({d['turns_answered']} turns): job RSS"
+            f" {memory['first_mb']} -> {memory['last_mb']} MB,"
+            f" {memory['fit_per_wall_hour']['slope']} MB/wall hour",
+            "-",
+            "-",
+        ],
+        [
+            "long call",
+            f"voice to voice, first vs last 10 % of turns: {drift['first']} -> {drift['last']} ms",
+            _ms(latency["percentiles"]["p50"]),
+            _ms(latency["percentiles"]["p95"]),
+        ],
+    ]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    samples = d["memory_samples"]
+    left.plot([m["sim_s"] / 60 for m in samples], [m["job_rss_mb"] for m in samples])
+    left.set(xlabel="simulated call minutes", ylabel="job process RSS (MB)", title="Memory over the call")
+    turns = d["turns"]
+    right.plot([t["sim_s"] / 60 for t in turns], [t["voice_to_voice_ms"] for t in turns], ".")
+    right.set(xlabel="simulated call minutes", ylabel="voice to voice (ms)", title="Latency over the call")
+    _save(fig, "long_call")
+    return rows
+
+
 SECTIONS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "turn_latency": turn_latency,
     "first_greeting": first_greeting,
     "token_endpoint": token_endpoint,
     "kb_search": kb_search,
     "kb_eval": kb_eval,
+    "capacity": capacity,
+    "long_call": long_call,
 }
 
 
@@ -196,7 +270,7 @@ def main() -> None:
         env = data.get("environment", data)
         dates.add(env["date"][:10])
         rows.extend(section(data))
-    text = table(["benchmark", "figure", "p50", "p95 / other"], rows)
+    text = table(["benchmark", "figure", "p50", "p95 / other"], rows, left=2)
     print(text)
     summary = RESULTS_DIR / "summary.md"
     header = "| benchmark | figure | p50 | p95 / other |\n|---|---|---|---|\n"
