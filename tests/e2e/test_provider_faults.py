@@ -124,13 +124,16 @@ async def test_provider_fault_is_survived_by_the_fallback(
     when: str,
     count: int,
 ) -> None:
-    # A reply cut mid-way by the TTS: two sentences, ElevenLabs drops 0.5 s into the second.
+    # A reply cut mid-way by the TTS: two sentences, ElevenLabs drops 1.5 s into the second (of
+    # 2.4 s). The resume counts the words whose timings reached the adapter; under load they lag
+    # the emulator's chunks, and 0.5 s in, the first sentence was once resumed whole (as designed
+    # when its last words are unconfirmed, but not what this test is about).
     cut_reply = provider == "tts" and kind == "disconnect"
     answer = f"{ANSWER} {MORE}" if cut_reply else ANSWER
     _script(provider_emulators, question_audio, answer)
     after = 1
     if cut_reply:
-        after = round(len(await synthesize_pcm(ANSWER, 24000)) / 2 / 24000 / 0.1) + 5
+        after = round(len(await synthesize_pcm(ANSWER, 24000)) / 2 / 24000 / 0.1) + 15
     if when == "before":
         provider_emulators.fault(provider, kind, count=count)
     caller, room = await _start_call(firebase_emulator, live_token_server, livekit_server, "Fay Fallback")
@@ -163,10 +166,10 @@ async def test_provider_fault_is_survived_by_the_fallback(
         rest_s = next(
             e["duration"] for e in provider_emulators.log("openai_tts") if e["event"] == "synthesize"
         )
-        # The caller heard the first sentence and then the rest (without the resume: the first
-        # and half a second of the second): agent audio over at least most of both.
+        # The caller heard ElevenLabs up to the cut and then the second sentence again, in the
+        # OpenAI voice (without the resume: only up to the cut, about 65 % of that).
         span = heard[-1] - heard[0]
-        assert span >= 0.8 * (first_s + rest_s), (span, first_s, rest_s)
+        assert span >= 0.8 * (after * 0.1 + rest_s), (span, first_s, rest_s)
     if provider == "stt":
         # The fallback STT heard the whole question, not the part after the switch.
         texts = [e["text"] for e in provider_emulators.log("openai_stt") if e.get("text")]
