@@ -88,6 +88,7 @@ from bench.common import (
     table,
     write_result,
 )
+from bench.stack import INJECTED_LLM_MS, INJECTED_TTS_MS, LATENCIES
 from bench.turn_latency import last_voiced_s
 from tests.emulators.openai_api import default_answer
 from tests.emulators.speech import synthesize_pcm
@@ -102,8 +103,6 @@ from tests.support.token_server import start_token_server, token_server_env
 
 QUESTION = "What are your opening hours?"
 ANSWER = default_answer([{"role": "user", "content": QUESTION}])  # the LLM emulator's reply
-LATENCIES = {"stt": {"first_ms": 350}, "llm": {"first_ms": 375}, "tts": {"first_ms": 100}}
-INJECTED_LLM_MS, INJECTED_TTS_MS = 375.0, 100.0
 MODES = {"voicedesk": "", "baseline": "call_record,retrieval,recording"}
 AGENTS = {"voicedesk": "voicedesk-bench", "baseline": "voicedesk-bench-baseline"}
 MIN_TURNS_PER_LEVEL = 20

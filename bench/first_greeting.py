@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from pathlib import Path
@@ -42,23 +43,18 @@ from livekit import api
 
 import prompts
 from bench.common import bench_server, environment, percentiles, scratch_database, table, write_result
+from bench.stack import LATENCIES, call_stack
 from telephony.provisioning import setup as provision_sip
 from telephony.settings import TelephonySettings
 from tests.emulators.speech import synthesize_pcm
-from tests.support.agent_worker import start_worker
 from tests.support.audio import find_speech, locate
-from tests.support.firebase_emulator import SigningAuthority, firebase_claims
-from tests.support.livekit_server import LiveKitServer, start_livekit
+from tests.support.livekit_server import LiveKitServer
 from tests.support.livekit_sip import LiveKitSip, start_livekit_sip
-from tests.support.provider_emulators import start_provider_emulators
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.rtc_caller import Caller
 from tests.support.softphone import RATE as PHONE_RATE
 from tests.support.softphone import Softphone, SoftphoneError, start_softphone
-from tests.support.token_server import start_token_server, token_server_env
 
-LATENCIES = {"stt": {"first_ms": 350}, "llm": {"first_ms": 375}, "tts": {"first_ms": 100}}
-AGENT = "voicedesk"
 COMPANY_NUMBER = "+15550100"  # our inbound number and outbound caller id
 CALLER_NUMBER = "+15551234567"  # no profile: an unknown caller hears the impersonal greeting
 CUSTOMER_NUMBER = "+15557654321"
@@ -243,52 +239,35 @@ def _summary(samples: list[dict[str, float]], measures: tuple[str, ...]) -> dict
 
 async def _run(calls: int, sip_calls: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="voicedesk-bench-greeting-"))
-    authority = SigningAuthority(max_age=3600)
     redis: RedisServer | None = None
     sip: LiveKitSip | None = None
     phone = customer = None
-    with bench_server(), scratch_database() as db:
+    with bench_server(), scratch_database() as db, contextlib.ExitStack() as cleanup:
         if sip_calls:  # LiveKit keeps SIP trunks and dispatch rules in Redis
             redis = start_redis(work / "redis")
-        livekit = start_livekit(work / "livekit", redis_address=redis.address if redis else None)
-        emulators = start_provider_emulators(work / "emulators")
-        worker = token_server = None
-        try:
-            for provider, values in LATENCIES.items():
-                emulators.set_latency(provider, **values)
-            worker = start_worker(
-                work / "worker",
-                {
-                    **livekit.env(),
-                    **emulators.env(),
-                    "DATABASE_URL": db,
-                    "APP_ENV": "test",
-                    "AGENT_NAME": AGENT,
+            cleanup.callback(redis.service.stop)
+        stack = cleanup.enter_context(
+            call_stack(
+                work,
+                db,
+                worker_env={
                     "WORKER_NUM_IDLE_PROCESSES": "2",
                     "RECORDING_ENABLED": "false",
-                    "GREETING_CACHE_DIR": str(work / "greetings"),
                     # The agent's limit (LiveKit gives a process 10 s to start); phone calls
                     # use the same cache: the 24 kHz audio is resampled to 8 kHz by livekit-sip.
                     "GREETING_CACHE_PREWARM_SECONDS": "8",
-                    "CALL_JOURNAL_DIR": str(work / "journal"),
                 },
-                name="bench-worker",
-                timeout=180,
+                token_env={"EARLY_DISPATCH": "true"},
+                redis_address=redis.address if redis else None,
             )
-            token_server = start_token_server(
-                work / "token-server",
-                {
-                    **token_server_env(db),
-                    **livekit.env(),
-                    "FIREBASE_ID_TOKEN_CERTS_URL": authority.certs_url,
-                    "EARLY_DISPATCH": "true",
-                },
-            )
+        )
+        livekit, emulators, token_server = stack.livekit, stack.emulators, stack.token_server
+        try:
             samples: dict[str, list[dict[str, float]]] = {"waiting": [], "at_once": []}
-            await _call(token_server.url, authority.sign(firebase_claims("bench-warmup")), livekit, wait=True)
+            await _call(token_server.url, stack.id_token("bench-warmup"), livekit, wait=True)
             for i in range(calls):
                 for way in samples:
-                    id_token = authority.sign(firebase_claims(f"bench-greeting-{way}-{i}"))
+                    id_token = stack.id_token(f"bench-greeting-{way}-{i}")
                     samples[way].append(
                         await _call(token_server.url, id_token, livekit, wait=way == "waiting")
                     )
@@ -309,7 +288,7 @@ async def _run(calls: int, sip_calls: int) -> dict[str, Any]:
                 cache = _greeting_cache_files(work / "greetings")
                 greeting = await _spoken(prompts.line("phone_greeting"))
                 opener = await _spoken(prompts.line("outbound_opener", purpose=PURPOSE))
-                operator = authority.sign(firebase_claims("bench-operator", operator=True))
+                operator = stack.id_token("bench-operator", operator=True)
                 phone_samples: dict[str, list[dict[str, float]]] = {"inbound": [], "outbound": []}
                 sip_started = time.time()  # the emulator's log is stamped with wall-clock time
                 async with httpx.AsyncClient(base_url=token_server.url, timeout=15) as http:
@@ -342,15 +321,9 @@ async def _run(calls: int, sip_calls: int) -> dict[str, Any]:
                     ),
                 }
         finally:
-            services = (phone, customer, sip and sip.service, token_server and token_server.service, worker)
-            for service in services:
+            for service in (phone, customer, sip and sip.service):
                 if service is not None:
                     service.stop()
-            emulators.stop()
-            livekit.service.stop()
-            if redis is not None:
-                redis.service.stop()
-            authority.close()
     result: dict[str, Any] = {
         "benchmark": "first_greeting",
         "environment": environment(),

@@ -60,23 +60,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import psutil
 import psycopg
-from livekit import api
 
 from bench.common import bench_server, environment, percentiles, scratch_database, table, write_result
-from bench.turn_latency import INJECTED_LLM_MS, INJECTED_TTS_MS, LATENCIES, QUESTION, last_voiced_s
-from tests.support.agent_worker import start_worker
+from bench.stack import INJECTED_LLM_MS, INJECTED_TTS_MS, LATENCIES, call_stack
+from bench.turn_latency import QUESTION, commits, last_voiced_s
 from tests.support.audio import read_pcm, synthesize
-from tests.support.firebase_emulator import SigningAuthority, firebase_claims
-from tests.support.livekit_server import LiveKitServer, start_livekit
-from tests.support.provider_emulators import ProviderEmulators, start_provider_emulators
+from tests.support.provider_emulators import ProviderEmulators
 from tests.support.rtc_caller import Caller
-from tests.support.token_server import start_token_server, token_server_env
 
-AGENT = "voicedesk"
 PAUSE_S = 0.5  # between the end of an answer and the next question, accelerated
 MISSES_IN_A_ROW = 3  # a call this broken says nothing more about growth: stop and report
 ARENA = 64 * 1024 * 1024  # glibc's per-thread malloc arenas are mappings aligned to their size
@@ -321,62 +315,28 @@ async def _run(minutes: float, turns_per_minute: float, real_time: bool, recordi
     work = Path(tempfile.mkdtemp(prefix="voicedesk-bench-long-"))
     question = read_pcm(synthesize(QUESTION, work / "question.wav"))
     voiced_s = last_voiced_s(question)
-    authority = SigningAuthority(max_age=3600)
     # Long enough that neither the length limit nor its warning nor a silence re-prompt touches
     # the call, also when it runs in real time.
     max_call_s = max(7200, minutes * 60 * 2)
     with bench_server(), scratch_database() as db:
-        livekit: LiveKitServer = start_livekit(work / "livekit")
-        emulators = start_provider_emulators(work / "emulators")
-        worker = token_server = None
-        try:
-            emulators.script(stt_default=QUESTION)
-            for provider, values in LATENCIES.items():
-                emulators.set_latency(provider, **values)
-            worker = start_worker(
-                work / "worker",
-                {
-                    **livekit.env(),
-                    **emulators.env(),
-                    "DATABASE_URL": db,
-                    "APP_ENV": "test",
-                    "AGENT_NAME": AGENT,
-                    "GREETING_CACHE_DIR": str(work / "greetings"),
-                    "SILENCE_REPROMPT_SECONDS": str(max_call_s),
-                    "MAX_CALL_SECONDS": str(max_call_s),
-                    "WORKER_DRAIN_TIMEOUT": "30",
-                    "RECORDING_ENABLED": str(recording).lower(),
-                    "RECORDINGS_DIR": str(work / "recordings"),
-                    "CALL_JOURNAL_DIR": str(work / "journal"),
-                },
-                name="bench-worker",
-                timeout=180,
-            )
-            token_server = start_token_server(
-                work / "token-server",
-                {
-                    **token_server_env(db),
-                    **livekit.env(),
-                    "FIREBASE_ID_TOKEN_CERTS_URL": authority.certs_url,
-                },
-            )
-            wpid, lpid = worker.proc.pid, livekit.service.proc.pid
+        with call_stack(
+            work,
+            db,
+            worker_env={
+                "SILENCE_REPROMPT_SECONDS": str(max_call_s),
+                "MAX_CALL_SECONDS": str(max_call_s),
+                "WORKER_DRAIN_TIMEOUT": "30",
+                "RECORDING_ENABLED": str(recording).lower(),
+                "RECORDINGS_DIR": str(work / "recordings"),
+            },
+            log_level="debug",  # LiveKit logs each commit and its preemptive lead at debug
+        ) as stack:
+            stack.emulators.script(stt_default=QUESTION)
+            livekit = stack.livekit
+            wpid, lpid = stack.worker.proc.pid, livekit.service.proc.pid
             await asyncio.sleep(5)  # the idle job process finishes its prewarm
             before = _sample(wpid, None, lpid)
-            async with httpx.AsyncClient(base_url=token_server.url, timeout=10) as http:
-                resp = await http.post(
-                    "/token",
-                    headers={"Authorization": f"Bearer {authority.sign(firebase_claims('bench-long'))}"},
-                )
-                resp.raise_for_status()
-            body = resp.json()
-            room = (
-                api.TokenVerifier(livekit.api_key, livekit.api_secret)
-                .verify(body["participant_token"])
-                .video.room
-            )
-            caller = Caller()
-            await caller.connect(body["server_url"], body["participant_token"])
+            caller, room = await stack.call("bench-long")
             turns: list[dict[str, Any]] = []
             samples: list[dict[str, Any]] = []
             prompts: list[dict[str, Any]] = []
@@ -416,7 +376,7 @@ async def _run(minutes: float, turns_per_minute: float, real_time: bool, recordi
                     if k == warmup:  # one-time allocations of the first turns are behind us
                         regions_before = _regions_kb(job_pid)
                     if k % checkpoint == 0 or k == n_turns:
-                        prompts.append({"turn": k, **(_last_prompt(emulators) or {})})
+                        prompts.append({"turn": k, **(_last_prompt(stack.emulators) or {})})
                         print(
                             f"turn {k}/{n_turns} sim {sim_s / 60:.1f} min wall {wall_s / 60:.1f} min"
                             f" job RSS {now.get('job_rss_mb')} MB v2v {turns[-1]['voice_to_voice_ms']} ms",
@@ -434,13 +394,6 @@ async def _run(minutes: float, turns_per_minute: float, real_time: bool, recordi
             after = _sample(wpid, None, lpid)
             recording_file = work / "recordings" / (record["recording_path"] or "none")
             recording_bytes = recording_file.stat().st_size if recording_file.exists() else None
-        finally:
-            for service in (token_server.service if token_server else None, worker):
-                if service is not None:
-                    service.stop()
-            emulators.stop()
-            livekit.service.stop()
-            authority.close()
 
     # stored stage metrics, aligned with the questions (the first answer is the greeting)
     stored_rows = record.pop("latencies")
@@ -449,7 +402,10 @@ async def _run(minutes: float, turns_per_minute: float, real_time: bool, recordi
     answered = [t for t in turns if t["voice_to_voice_ms"] is not None]
     # Rows pair with turns only when every question was answered once; else leave them out.
     stored = list(zip(users, answers, strict=True)) if len(users) == len(answers) == len(turns) else []
-    for t, (user, answer) in zip(answered, stored, strict=False):
+    leads = [c.lead_ms for c in commits(work / "worker" / "bench-worker.log")][-len(answered) :]
+    if len(leads) != len(answered):
+        stored = []  # a commit without an answer: do not guess which turn is which
+    for t, (user, answer), lead in zip(answered, stored, leads, strict=False):
         eou = user.get("end_of_utterance_ms")
         llm = answer.get("llm_ttft_ms")
         tts = answer.get("tts_ttfb_ms")
@@ -457,7 +413,8 @@ async def _run(minutes: float, turns_per_minute: float, real_time: bool, recordi
             end_of_utterance_ms=eou, llm_ttft_ms=llm, tts_ttfb_ms=tts, livekit_e2e_ms=answer.get("e2e_ms")
         )
         if eou is not None:
-            t["overhead_ms"] = round(t["voice_to_voice_ms"] - eou - INJECTED_LLM_MS - INJECTED_TTS_MS, 1)
+            injected = max(0.0, INJECTED_LLM_MS - lead) + INJECTED_TTS_MS  # as bench.turn_latency
+            t["overhead_ms"] = round(t["voice_to_voice_ms"] - eou - injected, 1)
     asked = len(turns)
     expected = {"user": asked, "assistant": len(answered) + 1}  # + the greeting
     got = record["turns_by_role"]

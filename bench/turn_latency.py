@@ -39,24 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 import psycopg
-from livekit import api
 
 from bench.common import bench_server, environment, percentiles, scratch_database, table, write_result
-from tests.support.agent_worker import start_worker
+from bench.stack import INJECTED_LLM_MS, INJECTED_TTS_MS, LATENCIES, call_stack
 from tests.support.audio import SAMPLE_RATE, read_pcm, synthesize
-from tests.support.firebase_emulator import SigningAuthority, firebase_claims
-from tests.support.livekit_server import start_livekit
-from tests.support.provider_emulators import start_provider_emulators
 from tests.support.rtc_caller import SPEECH_RMS, Caller
-from tests.support.token_server import start_token_server, token_server_env
 
 QUESTION = "What are your opening hours?"
-LATENCIES = {"stt": {"first_ms": 350}, "llm": {"first_ms": 375}, "tts": {"first_ms": 100}}
-INJECTED_LLM_MS, INJECTED_TTS_MS = 375.0, 100.0
-AGENT = "voicedesk"
 
 
 def last_voiced_s(pcm: np.ndarray, frame: int = SAMPLE_RATE // 100) -> float:
@@ -170,51 +161,15 @@ async def _run(turns: int) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="voicedesk-bench-turns-"))
     question = read_pcm(synthesize(QUESTION, work / "question.wav"))
     voiced_s = last_voiced_s(question)
-    authority = SigningAuthority(max_age=3600)
     with bench_server(), scratch_database() as db:
-        livekit = start_livekit(work / "livekit")
-        emulators = start_provider_emulators(work / "emulators")
-        worker = token_server = None
-        try:
-            emulators.script(stt_default=QUESTION)
-            for provider, values in LATENCIES.items():
-                emulators.set_latency(provider, **values)
-            worker = start_worker(
-                work / "worker",
-                {
-                    **livekit.env(),
-                    **emulators.env(),
-                    "DATABASE_URL": db,
-                    "APP_ENV": "test",
-                    "AGENT_NAME": AGENT,
-                    "GREETING_CACHE_DIR": str(work / "greetings"),
-                    "SILENCE_REPROMPT_SECONDS": "600",
-                    "MAX_CALL_SECONDS": "7200",
-                    "CALL_JOURNAL_DIR": str(work / "journal"),
-                },
-                name="bench-worker",
-                timeout=180,
-                log_level="debug",  # LiveKit logs each commit and its preemptive lead at debug
-            )
-            token_server = start_token_server(
-                work / "token-server",
-                {
-                    **token_server_env(db),
-                    **livekit.env(),
-                    "FIREBASE_ID_TOKEN_CERTS_URL": authority.certs_url,
-                },
-            )
-            async with httpx.AsyncClient(base_url=token_server.url, timeout=10) as http:
-                resp = await http.post(
-                    "/token",
-                    headers={"Authorization": f"Bearer {authority.sign(firebase_claims('bench-turns'))}"},
-                )
-                resp.raise_for_status()
-            body = resp.json()
-            verifier = api.TokenVerifier(livekit.api_key, livekit.api_secret)
-            room = verifier.verify(body["participant_token"]).video.room
-            caller = Caller()
-            await caller.connect(body["server_url"], body["participant_token"])
+        with call_stack(
+            work,
+            db,
+            worker_env={"SILENCE_REPROMPT_SECONDS": "600", "MAX_CALL_SECONDS": "7200"},
+            log_level="debug",  # LiveKit logs each commit and its preemptive lead at debug
+        ) as stack:
+            stack.emulators.script(stt_default=QUESTION)
+            caller, room = await stack.call("bench-turns")
             try:
                 await caller.wait_for(lambda: caller.loud_frames, 20, "the greeting")
                 asked = [await _ask(caller, question, voiced_s) for _ in range(turns)]
@@ -222,14 +177,7 @@ async def _run(turns: int) -> dict[str, Any]:
             finally:
                 await caller.close()
             await asyncio.sleep(5)  # the call ends and its record is written
-            stored = _stored_latency(db, room)
-        finally:
-            for service in (token_server.service if token_server else None, worker):
-                if service is not None:
-                    service.stop()
-            emulators.stop()
-            livekit.service.stop()
-            authority.close()
+        stored = _stored_latency(db, room)
 
     users = [lat for role, lat in stored if role == "user"]
     answers = [lat for role, lat in stored if role == "assistant"][1:]  # the first is the greeting
