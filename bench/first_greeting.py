@@ -44,12 +44,10 @@ from livekit import api
 import prompts
 from bench.common import bench_server, environment, percentiles, scratch_database, table, write_result
 from bench.stack import LATENCIES, call_stack
-from telephony.provisioning import setup as provision_sip
-from telephony.settings import TelephonySettings
 from tests.emulators.speech import synthesize_pcm
 from tests.support.audio import find_speech, locate
 from tests.support.livekit_server import LiveKitServer
-from tests.support.livekit_sip import LiveKitSip, start_livekit_sip
+from tests.support.livekit_sip import LiveKitSip, provision_trunks, start_livekit_sip
 from tests.support.redis_server import RedisServer, start_redis
 from tests.support.rtc_caller import Caller
 from tests.support.softphone import RATE as PHONE_RATE
@@ -184,22 +182,6 @@ async def _agent_calls_out(
     }
 
 
-async def _provision(livekit: LiveKitServer, customer: Softphone) -> list[str]:
-    """What `voicedesk sip setup` makes (inbound trunk, dispatch rule, outbound trunk); loopback
-    stands in for Twilio, and the customer's phone is the far end of the outbound trunk."""
-    settings = TelephonySettings(
-        livekit_url=livekit.url,
-        livekit_api_key=livekit.api_key,
-        livekit_api_secret=livekit.api_secret,
-        sip_inbound_numbers=[COMPANY_NUMBER],
-        sip_inbound_allowed_addresses=["127.0.0.1/32"],
-        sip_outbound_address=f"127.0.0.1:{customer.port}",
-        sip_outbound_number=COMPANY_NUMBER,
-    )
-    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lk:
-        return await provision_sip(lk, settings)
-
-
 def _greeting_cache_files(directory: Path, within: float = 60) -> dict[str, int]:
     """Wait until the worker's greeting cache holds every fixed line in every voice, so the
     phone's greeting is timed from the cache as the web callers' is (it is the same line).
@@ -284,7 +266,9 @@ async def _run(calls: int, sip_calls: int) -> dict[str, Any]:
                     answer_delay=OUTBOUND_ANSWER_DELAY_S,
                     sip_trace=False,
                 )
-                provisioned = await _provision(livekit, customer)
+                provisioned = await provision_trunks(
+                    livekit, COMPANY_NUMBER, outbound_address=f"127.0.0.1:{customer.port}"
+                )
                 cache = _greeting_cache_files(work / "greetings")
                 greeting = await _spoken(prompts.line("phone_greeting"))
                 opener = await _spoken(prompts.line("outbound_opener", purpose=PURPOSE))

@@ -8,13 +8,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from livekit import api
 
-from telephony.provisioning import setup
-from telephony.settings import TelephonySettings
 from tests.support.agent_worker import start_worker
 from tests.support.livekit_server import LiveKitServer
-from tests.support.livekit_sip import LiveKitSip, start_livekit_sip
+from tests.support.livekit_sip import LiveKitSip, provision_trunks, start_livekit_sip
 from tests.support.processes import REPO_ROOT, Service
 from tests.support.redis_server import RedisServer
 from tests.support.softphone import Softphone, start_softphone
@@ -83,21 +80,7 @@ def livekit_sip(
 
 
 async def provision(livekit_server: LiveKitServer, *, outbound_address: str | None = None) -> list[str]:
-    """Run the same provisioning as `voicedesk sip setup`; loopback stands in for Twilio."""
-    settings = TelephonySettings(
-        livekit_url=livekit_server.url,
-        livekit_api_key=livekit_server.api_key,
-        livekit_api_secret=livekit_server.api_secret,
-        sip_inbound_numbers=[COMPANY_NUMBER],
-        sip_inbound_allowed_addresses=["127.0.0.1/32"],
-        sip_outbound_address=outbound_address,
-        sip_outbound_number=COMPANY_NUMBER,
-    )
-    lk = api.LiveKitAPI(livekit_server.http_url, livekit_server.api_key, livekit_server.api_secret)
-    try:
-        return await setup(lk, settings)
-    finally:
-        await lk.aclose()
+    return await provision_trunks(livekit_server, COMPANY_NUMBER, outbound_address=outbound_address)
 
 
 @pytest.fixture(scope="session")

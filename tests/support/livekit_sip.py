@@ -7,6 +7,10 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from livekit import api
+
+from telephony.provisioning import setup
+from telephony.settings import TelephonySettings
 from tests.support.livekit_server import LiveKitServer
 from tests.support.processes import Service, free_port, start_service
 
@@ -78,3 +82,20 @@ logging:
         timeout=30,
     )
     return LiveKitSip(svc, sip_port)
+
+
+async def provision_trunks(
+    livekit: LiveKitServer, company_number: str, *, outbound_address: str | None = None
+) -> list[str]:
+    """Run the same provisioning as `voicedesk sip setup`; loopback stands in for Twilio."""
+    settings = TelephonySettings(
+        livekit_url=livekit.url,
+        livekit_api_key=livekit.api_key,
+        livekit_api_secret=livekit.api_secret,
+        sip_inbound_numbers=[company_number],
+        sip_inbound_allowed_addresses=["127.0.0.1/32"],
+        sip_outbound_address=outbound_address,
+        sip_outbound_number=company_number,
+    )
+    async with api.LiveKitAPI(livekit.http_url, livekit.api_key, livekit.api_secret) as lk:
+        return await setup(lk, settings)
