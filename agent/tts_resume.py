@@ -10,6 +10,7 @@ resumed from the start of the reply; with no provider left, the rest is dropped 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncGenerator
 from typing import Any
@@ -19,6 +20,8 @@ from livekit.agents.tts.fallback_adapter import DEFAULT_FALLBACK_API_CONNECT_OPT
 from livekit.agents.tts.tts import AudioEmitter, SynthesizedAudio
 from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 from livekit.agents.utils import aio
+
+logger = logging.getLogger("voicedesk.agent.tts_resume")
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"')\]]*\s+")
 
@@ -63,13 +66,13 @@ class ResumingSynthesizeStream(FallbackSynthesizeStream):
         recovering: bool = False,
     ) -> AsyncGenerator[SynthesizedAudio, None]:
         self._resume = False
-        heard = False
+        heard = 0.0  # seconds of this provider's audio passed on
         spoken = ""  # the text of the word timings received with the audio
         try:
             async for audio in super()._try_synthesize(
                 tts=tts, input_ch=input_ch, conn_options=conn_options, recovering=recovering
             ):
-                heard = True
+                heard += audio.frame.duration
                 for timed in audio.frame.userdata.get(USERDATA_TIMED_TRANSCRIPT) or []:
                     spoken += str(timed)
                 yield audio
@@ -77,6 +80,14 @@ class ResumingSynthesizeStream(FallbackSynthesizeStream):
             if heard and not recovering and self._next_available(tts):
                 text = "".join(self._pushed_tokens)
                 rest = unspoken_rest(text, len(spoken.split()))
+                logger.info(
+                    "%s failed after %.2f s of audio and %d of %d words timed; the next TTS says the last %d",
+                    tts.label,
+                    heard,
+                    len(spoken.split()),
+                    len(text.split()),
+                    len(rest.split()),
+                )
                 if rest.strip():
                     # The next provider is fed from _pushed_tokens: only the rest, and whatever
                     # the LLM still sends (appended by the adapter's input task).

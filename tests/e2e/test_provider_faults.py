@@ -125,14 +125,17 @@ async def test_provider_fault_is_survived_by_the_fallback(
     count: int,
 ) -> None:
     # A reply cut mid-way by the TTS: two sentences, ElevenLabs drops 1.5 s into the second (of
-    # 2.4 s). The resume counts the words whose timings reached the adapter; under load they lag
-    # the emulator's chunks, and 0.5 s in, the first sentence was once resumed whole (as designed
-    # when its last words are unconfirmed, but not what this test is about).
+    # 2.4 s). The resume counts the words whose timings came with audio the adapter passed on.
+    # Unpaced, the emulator sent the whole reply and the cut in one burst, and whether the agent
+    # passed on the first sentence's audio before it saw the cut was a race (lost on CI: the
+    # first sentence was resumed whole, as designed for unheard words). Streamed at real time,
+    # the first sentence has been played 1.5 s before the cut.
     cut_reply = provider == "tts" and kind == "disconnect"
     answer = f"{ANSWER} {MORE}" if cut_reply else ANSWER
     _script(provider_emulators, question_audio, answer)
     after = 1
     if cut_reply:
+        provider_emulators.set_latency("tts", rate=1)
         after = round(len(await synthesize_pcm(ANSWER, 24000)) / 2 / 24000 / 0.1) + 15
     if when == "before":
         provider_emulators.fault(provider, kind, count=count)

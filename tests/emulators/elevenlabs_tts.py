@@ -69,6 +69,7 @@ class _Context:
     queue: asyncio.Queue[Any] = field(default_factory=asyncio.Queue)
     task: asyncio.Task[None] | None = None
     audio_ms: float = 0.0  # audio already sent in this context, for alignment offsets
+    paced_until: float = 0.0  # monotonic end of the audio already paced out (rate > 0)
     closed: bool = False
 
 
@@ -144,7 +145,9 @@ class MultiStreamSession:
     async def _generate(self, ctx: _Context, text: str, requested: float) -> None:
         audio, duration = await speech.synthesize(text, self.output_format)
         latency = self.state.latency["tts"]
-        first_at = requested + latency.first_ms / 1000
+        # With a rate, a context's pieces are paced back to back: a sentence does not start
+        # before the previous one's audio was streamed out at that rate.
+        first_at = max(requested + latency.first_ms / 1000, ctx.paced_until)
         entry = self.state.record(
             "tts",
             "synthesize",
@@ -184,6 +187,8 @@ class MultiStreamSession:
                 return
             prev_end = end
         ctx.audio_ms += duration * 1000
+        if latency.rate > 0:
+            ctx.paced_until = first_at + duration / latency.rate
 
     def drop(self) -> None:
         """Cut the TCP connection without a close frame, like a network failure."""

@@ -386,3 +386,30 @@ async def test_elevenlabs_first_byte_latency_and_stall(
             async for _ in stream:
                 pass
     await tts.aclose()
+
+
+async def test_elevenlabs_rate_paces_a_replys_sentences_back_to_back(
+    emulators: ProviderEmulators, http_session: aiohttp.ClientSession
+) -> None:
+    """At a rate, a two-sentence reply arrives over its whole length: the second sentence is
+    not sent in a burst once the first was paced out (a mid-reply cut is timed by this)."""
+    tts = elevenlabs.TTS(
+        base_url=emulators.base_urls["elevenlabs"],
+        api_key="emulator",
+        encoding="pcm_16000",
+        http_session=http_session,
+    )
+    emulators.set_latency("tts", rate=2)
+    frames: list[rtc.AudioFrame] = []
+    arrivals: list[float] = []
+    async with tts.stream() as stream:
+        for word in SENTENCE.split():
+            stream.push_text(word + " ")
+        stream.end_input()
+        async for ev in stream:
+            frames.append(ev.frame)
+            arrivals.append(time.perf_counter())
+    await tts.aclose()
+    assert len([e for e in emulators.log("tts") if e["event"] == "synthesize"]) == 2
+    paced = sum(f.duration for f in frames) / 2
+    assert arrivals[-1] - arrivals[0] >= 0.8 * paced, f"{arrivals[-1] - arrivals[0]:.2f}s for {paced:.2f}s"
