@@ -24,31 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
-import numpy as np
 from livekit import rtc
 from livekit.agents import tts as lk_tts
 
 import prompts
 from agent import providers
+from agent.audio_onset import onset
 from agent.settings import AgentSettings
 
 logger = logging.getLogger("voicedesk.agent.greeting_cache")
 
 FRAME_MS = 20  # what is handed to the audio output per step: pause and interruption stay prompt
-QUIET_RMS = 100  # int16, about -50 dBFS: the stillness synthesised speech starts with
-ONSET_PAD_MS = 10  # kept before the voice, so its first sound is not clipped
-
-
-def onset(pcm: bytes, sample_rate: int) -> int:
-    """The first sample to play: synthesised speech starts with 40-60 ms of stillness, which
-    would only delay the greeting."""
-    window = sample_rate // 200  # 5 ms
-    samples = np.frombuffer(pcm, dtype=np.int16)[: len(pcm) // 2 // window * window]
-    rms = np.sqrt(np.mean(samples.reshape(-1, window).astype(np.float64) ** 2, axis=1))
-    loud = np.flatnonzero(rms > QUIET_RMS)
-    if not loud.size:
-        return 0
-    return max(0, int(loud[0]) * window - sample_rate * ONSET_PAD_MS // 1000)
 
 
 @dataclass(frozen=True)

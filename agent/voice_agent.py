@@ -22,6 +22,7 @@ from livekit.agents import (
 
 import prompts
 from agent import guarded_turn
+from agent.audio_onset import without_leading_stillness
 from agent.call_control import CallControl
 from agent.caller import Caller
 from agent.guardrails import UNTRUSTED_NOTE, Guardrails, Verdict
@@ -173,6 +174,15 @@ class VoiceDeskAgent(Agent):
                 yield chunk
         if reply.cut:
             logger.info("reply cut to %d words (limit %d)", reply.words, self._max_reply_words)
+
+    async def tts_node(
+        self, text: AsyncIterable[str], model_settings: ModelSettings
+    ) -> AsyncIterable[rtc.AudioFrame]:
+        """Each reply starts at its first word: the caller hears it 40-60 ms sooner."""
+        upstream = Agent.default.tts_node(self, text, model_settings)
+        async with contextlib.aclosing(upstream):  # an interrupted reply closes the TTS stream now
+            async for frame in without_leading_stillness(upstream):
+                yield frame
 
     @function_tool()
     async def search_knowledge_base(self, context: RunContext, query: str) -> str:

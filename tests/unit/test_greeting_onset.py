@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.greeting_cache import ONSET_PAD_MS, CachedAudio
+from agent.audio_onset import ONSET_PAD_MS
+from agent.greeting_cache import CachedAudio
 
 RATE = 24000
 
