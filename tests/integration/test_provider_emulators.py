@@ -305,16 +305,23 @@ def check_speech(frames: list[rtc.AudioFrame], text: str) -> None:
     assert words / 5 < duration < words / 1.2, f"{duration:.2f}s of audio for {words} words"
 
 
+def eleven(
+    emulators: ProviderEmulators, http_session: aiohttp.ClientSession, encoding: str = "pcm_16000"
+) -> elevenlabs.TTS:
+    """The real ElevenLabs plugin, pointed at the emulator."""
+    return elevenlabs.TTS(
+        base_url=emulators.base_urls["elevenlabs"],
+        api_key="emulator",
+        encoding=encoding,  # type: ignore[arg-type]
+        http_session=http_session,
+    )
+
+
 @pytest.mark.parametrize("encoding", ["pcm_24000", "mp3_22050_32"])
 async def test_elevenlabs_stream_yields_speech(
     emulators: ProviderEmulators, http_session: aiohttp.ClientSession, encoding: str
 ) -> None:
-    tts = elevenlabs.TTS(
-        base_url=emulators.base_urls["elevenlabs"],
-        api_key="emulator",
-        encoding=encoding,
-        http_session=http_session,
-    )  # type: ignore[arg-type]
+    tts = eleven(emulators, http_session, encoding)
     frames: list[rtc.AudioFrame] = []
     async with tts.stream() as stream:
         for word in SENTENCE.split():
@@ -333,12 +340,7 @@ async def test_elevenlabs_stream_yields_speech(
 async def test_elevenlabs_synthesize_yields_speech(
     emulators: ProviderEmulators, http_session: aiohttp.ClientSession, encoding: str
 ) -> None:
-    tts = elevenlabs.TTS(
-        base_url=emulators.base_urls["elevenlabs"],
-        api_key="emulator",
-        encoding=encoding,
-        http_session=http_session,
-    )  # type: ignore[arg-type]
+    tts = eleven(emulators, http_session, encoding)
     frames = [ev.frame async for ev in tts.synthesize(SENTENCE)]
     await tts.aclose()
     check_speech(frames, SENTENCE)
@@ -362,12 +364,7 @@ async def test_elevenlabs_http_500_fault_raises(
 async def test_elevenlabs_first_byte_latency_and_stall(
     emulators: ProviderEmulators, http_session: aiohttp.ClientSession
 ) -> None:
-    tts = elevenlabs.TTS(
-        base_url=emulators.base_urls["elevenlabs"],
-        api_key="emulator",
-        encoding="pcm_16000",
-        http_session=http_session,
-    )
+    tts = eleven(emulators, http_session)
     emulators.set_latency("tts", first_ms=300)
     started = time.perf_counter()
     async with tts.stream() as stream:
@@ -393,12 +390,7 @@ async def test_elevenlabs_rate_paces_a_replys_sentences_back_to_back(
 ) -> None:
     """At a rate, a two-sentence reply arrives over its whole length: the second sentence is
     not sent in a burst once the first was paced out (a mid-reply cut is timed by this)."""
-    tts = elevenlabs.TTS(
-        base_url=emulators.base_urls["elevenlabs"],
-        api_key="emulator",
-        encoding="pcm_16000",
-        http_session=http_session,
-    )
+    tts = eleven(emulators, http_session)
     emulators.set_latency("tts", rate=2)
     frames: list[rtc.AudioFrame] = []
     arrivals: list[float] = []
