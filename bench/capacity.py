@@ -6,11 +6,13 @@ provider emulators injecting a good cloud stack's latencies: STT final 350 ms, L
 
 - ``voicedesk``: the worker as deployed (call record, knowledge-base retrieval, recording);
 - ``baseline``: the same worker with ``FEATURES_OFF=call_record,retrieval,recording`` (dev and
-  test only): no call/turn/event rows, journal or summary, no knowledge-base search, no recording.
+  test only): no call/turn/event rows, journal or summary, no knowledge-base search, no recording;
+- ``no_call_record``, ``no_retrieval``, ``no_recording``: one feature off each, at
+  ``--feature-levels`` only (default: 1 call), so voicedesk / ``no_<feature>`` is that feature's cost.
 
-Both run in the same ``make bench`` run so their ratios (voicedesk / baseline) compare like with
-like; levels alternate between them (voicedesk at N calls, then baseline at N calls) so load
-from neighbours on a shared machine hits both alike. At each level (1, 2, 4, 6, ... up to
+All run in the same ``make bench`` run so their ratios (voicedesk / the other mode) compare like
+with like; levels alternate between them (voicedesk at N calls, then baseline at N calls, ...)
+so load from neighbours on a shared machine hits all alike. At each level (1, 2, 4, 6, ... up to
 ``--max``) N web callers (LiveKit's Python rtc client, each with its own token from the token
 server, so each call is its own room and job process) join, are greeted, and each then asks
 ``--turns`` questions in a loop, more at low levels so that a level has at least 20 answers
@@ -53,7 +55,8 @@ call record and recordings were written (voicedesk) or not (baseline).
 The callers run in this process on the same cores, as do LiveKit, Postgres and the emulators:
 on a 2-core machine the figures are for the whole box, not the worker alone.
 
-    python -m bench.capacity [--max 12] [--turns 6] [--levels 1 2 4] [--modes voicedesk baseline]
+    python -m bench.capacity [--max 12] [--turns 6] [--levels 1 2 4] [--modes voicedesk baseline ...]
+        [--feature-levels 1]
 """
 
 from __future__ import annotations
@@ -103,8 +106,18 @@ from tests.support.token_server import start_token_server, token_server_env
 
 QUESTION = "What are your opening hours?"
 ANSWER = default_answer([{"role": "user", "content": QUESTION}])  # the LLM emulator's reply
-MODES = {"voicedesk": "", "baseline": "call_record,retrieval,recording"}
-AGENTS = {"voicedesk": "voicedesk-bench", "baseline": "voicedesk-bench-baseline"}
+MODES = {
+    "voicedesk": "",
+    "baseline": "call_record,retrieval,recording",
+    # one feature off each: voicedesk / no_<feature> is what that feature costs
+    "no_call_record": "call_record",
+    "no_retrieval": "retrieval",
+    "no_recording": "recording",
+}
+FEATURE_MODES = ("no_call_record", "no_retrieval", "no_recording")
+AGENTS = {
+    m: "voicedesk-bench" if m == "voicedesk" else f"voicedesk-bench-{m.replace('_', '-')}" for m in MODES
+}
 MIN_TURNS_PER_LEVEL = 20
 OVERHEAD_SLACK_MS = 50.0  # stop when overhead p95 exceeds the single-call p95 by more than this
 STRETCH_LIMIT_MS = 100.0  # an answer this much longer than its own audio fell behind real time
@@ -480,7 +493,7 @@ async def _level(stack: Stack, worker: Worker, n: int, turns: int, rng: random.R
 
     await _rooms_gone(stack.livekit, rooms)
     check: dict[str, Any] = {"recordings": 0}
-    if worker.mode == "voicedesk":  # the record is written after the room is gone: wait for it
+    if writes_record(worker.mode):  # the record is written after the room is gone: wait for it
         deadline = time.monotonic() + 60
         while True:
             rows = _rows_written(stack.db, rooms)
@@ -494,7 +507,7 @@ async def _level(stack: Stack, worker: Worker, n: int, turns: int, rng: random.R
     ids = {r.removeprefix("call-") for r in rooms}  # rooms are call-<call id>, files <call id>.ogg
     check["recordings"] = sum(1 for f in worker.recordings.rglob("*.ogg") if f.stem in ids)
     eou_check = None
-    if worker.mode == "voicedesk":
+    if writes_record(worker.mode):
         stored = _stored_eou(stack.db, rooms)
         logged: dict[str, list[float]] = {}
         for commit in worker.log.commits:
@@ -575,12 +588,17 @@ def verdict(level: dict[str, Any], single: dict[str, Any] | None) -> str | None:
     return None
 
 
+def writes_record(mode: str) -> bool:
+    return "call_record" not in MODES[mode].split(",")
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return round(a / b, 3) if a is not None and b and b > 0 and a > 0 else None
 
 
 def ratios(voicedesk: dict[str, Any], baseline: dict[str, Any]) -> dict[str, Any]:
-    """voicedesk / baseline at one level (overhead as a difference too: it may be near zero or negative)."""
+    """voicedesk / another mode at one level (overhead as a difference too: it may be near zero
+    or negative)."""
     out: dict[str, Any] = {"calls": voicedesk["calls"]}
     for k in ("worker", "livekit", "postgres"):
         out[f"cpu_per_call_{k}"] = _ratio(
@@ -625,7 +643,14 @@ def _worker_env(
     return env
 
 
-async def _run(levels: list[int], turns: int, modes: list[str], seed: int) -> dict[str, Any]:
+async def _run(
+    levels: list[int], turns: int, modes: list[str], seed: int, feature_levels: list[int]
+) -> dict[str, Any]:
+    def levels_of(mode: str) -> list[int]:
+        """The one-feature-off modes measure a feature's cost, not the load ladder."""
+        return [n for n in levels if n in feature_levels] if mode in FEATURE_MODES else levels
+
+    modes = [m for m in modes if levels_of(m)]
     work = Path(tempfile.mkdtemp(prefix="voicedesk-bench-capacity-"))
     question = read_pcm(synthesize(QUESTION, work / "question.wav"))
     reference = reference_span_s(await synthesize_pcm(ANSWER, SAMPLE_RATE), SAMPLE_RATE)
@@ -646,7 +671,7 @@ async def _run(levels: list[int], turns: int, modes: list[str], seed: int) -> di
                 name = f"worker-{mode}"
                 service = start_worker(
                     work / mode,
-                    _worker_env(mode, livekit, emulators.env(), db, work, max(levels)),
+                    _worker_env(mode, livekit, emulators.env(), db, work, max(levels_of(mode))),
                     name=name,
                     timeout=300,
                     log_level="debug",  # LiveKit logs turn commits only at debug
@@ -671,7 +696,7 @@ async def _run(levels: list[int], turns: int, modes: list[str], seed: int) -> di
                 await worker.log.settle()
             for n in levels:
                 for mode in modes:
-                    if mode in stopped:
+                    if mode in stopped or n not in levels_of(mode):
                         continue
                     # at least MIN_TURNS_PER_LEVEL answers a level, so its p95 is not just its maximum
                     per_caller = max(turns, math.ceil(MIN_TURNS_PER_LEVEL / n))
@@ -682,7 +707,7 @@ async def _run(levels: list[int], turns: int, modes: list[str], seed: int) -> di
                     if level["verdict"]:
                         stopped[mode] = f"{n} calls: {level['verdict']}"
                     await workers[mode].log.settle()
-                if len(stopped) == len(modes):
+                if all(m in stopped or not [k for k in levels_of(m) if k > n] for m in modes):
                     break
         finally:
             if token_server is not None:
@@ -700,23 +725,23 @@ async def _run(levels: list[int], turns: int, modes: list[str], seed: int) -> di
         top = passed[-1] if passed else None
         per_mode[mode] = {
             "levels_passed": [lv["calls"] for lv in passed],
-            "stop_reason": stopped.get(mode, f"reached --max ({levels[-1]} calls) without stopping"),
+            "stop_reason": stopped.get(mode, f"ran its levels ({levels_of(mode)}) without stopping"),
             "max_calls": top["calls"] if top else 0,
             "calls_per_core": round(top["calls"] / cores, 2) if top else 0.0,
             "worker_cpu_per_call_second_at_max": top["cpu_per_call_second"]["worker"] if top else None,
             "single_call_overhead_ms": done[0]["overhead_ms"] if done else None,
         }
-    both = [
-        ratios(v, b)
-        for v in results.get("voicedesk", [])
-        for b in results.get("baseline", [])
-        if v["calls"] == b["calls"]
-    ]
+    over = {
+        other: [ratios(v, b) for v in results.get("voicedesk", []) for b in done if v["calls"] == b["calls"]]
+        for other, done in results.items()
+        if other != "voicedesk"
+    }
     return {
         "benchmark": "capacity",
         "environment": environment() | {"load_average_at_end": os.getloadavg()},
         "settings": {
             "levels": levels,
+            "feature_levels": feature_levels,
             "turns_per_caller": turns,
             "modes": {m: MODES[m] or "(all on)" for m in modes},
             "latencies": LATENCIES,
@@ -732,7 +757,8 @@ async def _run(levels: list[int], turns: int, modes: list[str], seed: int) -> di
             "cpu_count": cores,
         },
         "summary": per_mode,
-        "ratios_voicedesk_over_baseline": both,
+        # per other mode: voicedesk / baseline is all three features, voicedesk / no_X is X's cost
+        "ratios_voicedesk_over": over,
         "levels": results,
     }
 
@@ -762,11 +788,14 @@ def main() -> None:
     parser.add_argument("--levels", type=int, nargs="+", help="explicit levels instead of --max's")
     parser.add_argument("--turns", type=int, default=6, help="questions each caller asks per level")
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument(
+        "--feature-levels", type=int, nargs="+", default=[1], help="levels the no_<feature> modes run at"
+    )
     parser.add_argument("--seed", type=int, default=8)
     args = parser.parse_args()
     levels = sorted(set(args.levels)) if args.levels else _levels(args.max)
     started = time.monotonic()
-    result = asyncio.run(_run(levels, args.turns, args.modes, args.seed))
+    result = asyncio.run(_run(levels, args.turns, args.modes, args.seed, args.feature_levels))
     result["seconds"] = round(time.monotonic() - started, 1)
     path = write_result("capacity", result)
     rows = [
@@ -808,7 +837,10 @@ def main() -> None:
     )
     for mode, s in result["summary"].items():
         print(f"{mode}: {s['max_calls']} calls ({s['calls_per_core']} per core); stopped: {s['stop_reason']}")
-    if result["ratios_voicedesk_over_baseline"]:
+    for other, rows_over in result["ratios_voicedesk_over"].items():
+        if not rows_over:
+            continue
+        print(f"voicedesk / {other}")
         keys = [
             "cpu_per_call_worker",
             "rss_per_call",
@@ -819,10 +851,7 @@ def main() -> None:
         print(
             table(
                 ["calls", "CPU/call (worker)", "RSS/call", "PSS/call", "overhead p50 +ms", "p95 +ms"],
-                [
-                    [r["calls"], *(r.get(k, "-") for k in keys)]
-                    for r in result["ratios_voicedesk_over_baseline"]
-                ],
+                [[r["calls"], *(r.get(k, "-") for k in keys)] for r in rows_over],
             )
         )
     print(f"wrote {path} ({result['seconds']} s)")

@@ -206,10 +206,11 @@ def capacity(d: dict[str, Any]) -> list[Row]:
             label=mode,
         )
         right.plot(calls, [lv["cpu_per_call_second"]["worker"] for lv in levels], "o-", label=mode)
-    for ratio in d.get("ratios_voicedesk_over_baseline", []):
-        keys = ("cpu_per_call_worker", "rss_per_call", "pss_per_call", "overhead_ms_p95_diff")
-        cells = ", ".join(f"{k} {ratio[k]}" for k in keys if ratio.get(k) is not None)
-        rows.append(["capacity", f"voicedesk / baseline at {ratio['calls']} calls: {cells}", "-", "-"])
+    keys = ("cpu_per_call_worker", "rss_per_call", "pss_per_call", "overhead_ms_p95_diff")
+    for other, over in d.get("ratios_voicedesk_over", {}).items():
+        for ratio in over:
+            cells = ", ".join(f"{k} {ratio[k]}" for k in keys if ratio.get(k) is not None)
+            rows.append(["capacity", f"voicedesk / {other} at {ratio['calls']} calls: {cells}", "-", "-"])
     left.set(xlabel="simultaneous calls", ylabel="overhead p95 (ms)", title="Overhead by load")
     right.set(xlabel="simultaneous calls", ylabel="worker CPU s per call-second", title="CPU per call")
     left.legend()

@@ -9,6 +9,8 @@ from typing import Any
 import numpy as np
 
 from bench.capacity import (
+    AGENTS,
+    MODES,
     SPEECH_RMS,
     WorkerLog,
     cpu_used,
@@ -16,6 +18,7 @@ from bench.capacity import (
     ratios,
     reference_span_s,
     verdict,
+    writes_record,
 )
 
 
@@ -93,3 +96,8 @@ def test_ratios_are_voicedesk_over_baseline_and_overhead_also_a_difference() -> 
     assert r["cpu_per_call_worker"] == 1.5 and r["cpu_per_call_livekit"] == 1.0
     assert r["cpu_per_call_postgres"] is None  # nothing to divide by
     assert r["overhead_ms_p95_diff"] == 20.0 and r["overhead_ms_p95_ratio"] == 1.2
+
+
+def test_each_mode_is_its_own_agent_and_only_modes_with_the_call_record_write_one() -> None:
+    assert len(set(AGENTS.values())) == len(MODES)
+    assert [m for m in MODES if writes_record(m)] == ["voicedesk", "no_retrieval", "no_recording"]
