@@ -206,7 +206,13 @@ def capacity(d: dict[str, Any]) -> list[Row]:
             label=mode,
         )
         right.plot(calls, [lv["cpu_per_call_second"]["worker"] for lv in levels], "o-", label=mode)
-    keys = ("cpu_per_call_worker", "rss_per_call", "pss_per_call", "overhead_ms_p95_diff")
+    keys = (
+        "cpu_per_call_jobs",
+        "cpu_per_call_worker",
+        "rss_per_call",
+        "pss_per_call",
+        "overhead_ms_p95_diff",
+    )
     for other, over in d.get("ratios_voicedesk_over", {}).items():
         for ratio in over:
             cells = ", ".join(f"{k} {ratio[k]}" for k in keys if ratio.get(k) is not None)

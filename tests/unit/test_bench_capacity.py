@@ -70,7 +70,7 @@ def _level(calls: int, p95: float, **extra: Any) -> dict[str, Any]:
         "caller_receive_ratio_min": 1.0,
         "overhead_ms": overhead,
         "after_commit_ms": overhead,
-        "cpu_per_call_second": {"worker": 0.2, "livekit": 0.05, "postgres": 0.01},
+        "cpu_per_call_second": {"jobs": 0.15, "worker": 0.2, "livekit": 0.05, "postgres": 0.01},
         "rss_per_call_mb": 300.0,
         "pss_per_call_mb": 150.0,
         **extra,
@@ -90,10 +90,17 @@ def test_a_level_fails_on_overhead_late_audio_or_missed_answers() -> None:
 
 
 def test_ratios_are_voicedesk_over_baseline_and_overhead_also_a_difference() -> None:
-    voicedesk = _level(4, 120.0, cpu_per_call_second={"worker": 0.3, "livekit": 0.05, "postgres": 0.02})
-    baseline = _level(4, 100.0, cpu_per_call_second={"worker": 0.2, "livekit": 0.05, "postgres": 0.0})
+    cpu = {"jobs": 0.25, "worker": 0.3, "livekit": 0.05, "postgres": 0.02}
+    voicedesk = _level(4, 120.0, cpu_per_call_second=cpu)
+    baseline = _level(
+        4, 100.0, cpu_per_call_second={"jobs": 0.2, "worker": 0.2, "livekit": 0.05, "postgres": 0.0}
+    )
     r = ratios(voicedesk, baseline)
-    assert r["cpu_per_call_worker"] == 1.5 and r["cpu_per_call_livekit"] == 1.0
+    assert (
+        r["cpu_per_call_jobs"] == 1.25
+        and r["cpu_per_call_worker"] == 1.5
+        and r["cpu_per_call_livekit"] == 1.0
+    )
     assert r["cpu_per_call_postgres"] is None  # nothing to divide by
     assert r["overhead_ms_p95_diff"] == 20.0 and r["overhead_ms_p95_ratio"] == 1.2
 
