@@ -188,16 +188,18 @@ def capacity(d: dict[str, Any]) -> list[Row]:
     rows: list[Row] = []
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     for mode, summary in d["summary"].items():
+        levels = d["levels"][mode]
+        top = next((lv for lv in levels if lv["calls"] == summary["max_calls"]), None)
+        jobs = top["cpu_per_call_second"].get("jobs") if top else None
         rows.append(
             [
                 "capacity",
                 f"{mode}: {summary['max_calls']} calls ({summary['calls_per_core']} per core);"
                 f" stopped: {summary['stop_reason'] or 'not reached'}",
-                f"CPU {summary['worker_cpu_per_call_second_at_max']} / call-s",
+                f"CPU/call-s: job {jobs}, worker {summary['worker_cpu_per_call_second_at_max']}",
                 "-",
             ]
         )
-        levels = d["levels"][mode]
         calls = [lv["calls"] for lv in levels]
         left.plot(
             calls,
@@ -205,7 +207,8 @@ def capacity(d: dict[str, Any]) -> list[Row]:
             "o-",
             label=mode,
         )
-        right.plot(calls, [lv["cpu_per_call_second"]["worker"] for lv in levels], "o-", label=mode)
+        # the calls' own job processes: the worker tree also counts idle processes, more in some modes
+        right.plot(calls, [lv["cpu_per_call_second"].get("jobs") for lv in levels], "o-", label=mode)
     keys = (
         "cpu_per_call_jobs",
         "cpu_per_call_worker",
@@ -218,7 +221,7 @@ def capacity(d: dict[str, Any]) -> list[Row]:
             cells = ", ".join(f"{k} {ratio[k]}" for k in keys if ratio.get(k) is not None)
             rows.append(["capacity", f"voicedesk / {other} at {ratio['calls']} calls: {cells}", "-", "-"])
     left.set(xlabel="simultaneous calls", ylabel="overhead p95 (ms)", title="Overhead by load")
-    right.set(xlabel="simultaneous calls", ylabel="worker CPU s per call-second", title="CPU per call")
+    right.set(xlabel="simultaneous calls", ylabel="job process CPU s per call-second", title="CPU per call")
     left.legend()
     right.legend()
     _save(fig, "capacity")
