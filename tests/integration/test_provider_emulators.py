@@ -317,19 +317,24 @@ def eleven(
     )
 
 
+async def stream_words(tts: elevenlabs.TTS, text: str) -> list[tuple[rtc.AudioFrame, float]]:
+    """``text`` pushed word by word, as an LLM sends it; each frame with when it arrived."""
+    got: list[tuple[rtc.AudioFrame, float]] = []
+    async with tts.stream() as stream:
+        for word in text.split():
+            stream.push_text(word + " ")
+        stream.end_input()
+        async for ev in stream:
+            got.append((ev.frame, time.perf_counter()))
+    await tts.aclose()
+    return got
+
+
 @pytest.mark.parametrize("encoding", ["pcm_24000", "mp3_22050_32"])
 async def test_elevenlabs_stream_yields_speech(
     emulators: ProviderEmulators, http_session: aiohttp.ClientSession, encoding: str
 ) -> None:
-    tts = eleven(emulators, http_session, encoding)
-    frames: list[rtc.AudioFrame] = []
-    async with tts.stream() as stream:
-        for word in SENTENCE.split():
-            stream.push_text(word + " ")
-        stream.end_input()
-        async for ev in stream:
-            frames.append(ev.frame)
-    await tts.aclose()
+    frames = [f for f, _ in await stream_words(eleven(emulators, http_session, encoding), SENTENCE)]
     assert frames[0].sample_rate == int(encoding.split("_")[1])
     check_speech(frames, SENTENCE)
     texts = [e["text"] for e in emulators.log("tts") if e["event"] == "synthesize"]
@@ -390,18 +395,9 @@ async def test_elevenlabs_rate_paces_a_replys_sentences_back_to_back(
 ) -> None:
     """At a rate, a two-sentence reply arrives over its whole length: the second sentence is
     not sent in a burst once the first was paced out (a mid-reply cut is timed by this)."""
-    tts = eleven(emulators, http_session)
     emulators.set_latency("tts", rate=2)
-    frames: list[rtc.AudioFrame] = []
-    arrivals: list[float] = []
-    async with tts.stream() as stream:
-        for word in SENTENCE.split():
-            stream.push_text(word + " ")
-        stream.end_input()
-        async for ev in stream:
-            frames.append(ev.frame)
-            arrivals.append(time.perf_counter())
-    await tts.aclose()
+    got = await stream_words(eleven(emulators, http_session), SENTENCE)
+    frames, arrivals = [f for f, _ in got], [t for _, t in got]
     assert len([e for e in emulators.log("tts") if e["event"] == "synthesize"]) == 2
     paced = sum(f.duration for f in frames) / 2
     assert arrivals[-1] - arrivals[0] >= 0.8 * paced, f"{arrivals[-1] - arrivals[0]:.2f}s for {paced:.2f}s"
