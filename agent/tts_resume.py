@@ -79,12 +79,13 @@ class ResumingSynthesizeStream(FallbackSynthesizeStream):
         except Exception:
             if heard and not recovering and self._next_available(tts):
                 text = "".join(self._pushed_tokens)
-                rest = unspoken_rest(text, len(spoken.split()))
+                timed = len(spoken.split())
+                rest = unspoken_rest(text, timed)
                 logger.info(
                     "%s failed after %.2f s of audio and %d of %d words timed; the next TTS says the last %d",
                     tts.label,
                     heard,
-                    len(spoken.split()),
+                    timed,
                     len(text.split()),
                     len(rest.split()),
                 )
